@@ -1,0 +1,61 @@
+# sockets-lab - one entry point for everything.
+#
+#   make            build every server, the step-6 programs and tests/client
+#   make stepN      build step N and run its guided demo (N = 1..6)
+#   make test       install what is missing, build, run every suite, then valgrind
+#   make clean      remove everything the build made
+
+CC ?= cc
+CFLAGS := -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread
+
+# Packages the test suites need (Debian names); tests/deps.sh installs what is missing.
+TEST_PACKAGES := bats bats-support bats-assert valgrind python3
+
+SERVERS := $(patsubst %.c,%,$(sort $(wildcard step[1-5]_*/server.c)))
+CLIENT_SOURCES := tests/client.c $(sort $(wildcard tests/client_*.c))
+FIXTURES := $(patsubst %.c,%,$(sort $(wildcard tests/fixtures/*.c)))
+
+# Step 6 describes its own library, programs and packages.
+STEP6_PROGRAMS :=
+STEP6_UNIT_TESTS :=
+STEP6_PACKAGES :=
+STEP6_CLEAN :=
+-include step6_socketserver/build.mk
+
+PROGRAMS := $(SERVERS) tests/client $(FIXTURES) $(STEP6_PROGRAMS) $(STEP6_UNIT_TESTS)
+DEMOS := $(patsubst tests/demo/%.sh,%,$(sort $(wildcard tests/demo/step[1-6].sh)))
+
+# Every suite runs once as it is, then the servers' suites again under valgrind.
+SUITES := $(sort $(wildcard tests/*.bats))
+VALGRIND_SUITES := tests/contract.bats $(sort $(wildcard tests/step*.bats))
+
+.PHONY: all deps test test-plain test-valgrind clean $(DEMOS)
+
+all: $(PROGRAMS)
+
+$(SERVERS) $(FIXTURES): %: %.c
+	$(CC) $(CFLAGS) -o $@ $<
+
+tests/client: $(CLIENT_SOURCES) tests/client.h
+	$(CC) $(CFLAGS) -o $@ $(CLIENT_SOURCES)
+
+deps:
+	@tests/deps.sh $(TEST_PACKAGES) $(STEP6_PACKAGES)
+
+# The demos build quietly, so what they print is the transcript alone.
+$(DEMOS): deps
+	@$(MAKE) --no-print-directory -s all
+	@tests/demo/$@.sh
+
+test: deps all
+	@$(MAKE) --no-print-directory test-plain test-valgrind
+
+test-plain: all $(STEP6_UNIT_TESTS)
+	@for t in $(STEP6_UNIT_TESTS); do echo "== $$t"; ./$$t || exit 1; done
+	bats $(SUITES)
+
+test-valgrind: all
+	VALGRIND=1 bats $(VALGRIND_SUITES)
+
+clean:
+	rm -f $(SERVERS) tests/client $(FIXTURES) $(STEP6_CLEAN)

@@ -1,0 +1,360 @@
+/*
+ * tests/client.c - the lab's shared client, for people and for tests.
+ *
+ * The default mode is the seed's socketclient: read a line, send it, print the reply.
+ * On a terminal it prompts with ">>: "; from a pipe it reads the lines silently, so
+ * scripts and tests can drive it. The hold mode connects and says nothing, which is
+ * what a test needs to keep a one-client-at-a-time server busy. Further modes live in
+ * files of their own (tests/client_*.c) and are reached through *_main functions.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "client.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+enum { REPLY_SIZE = 65536 };
+
+static const char usage_text[] =
+    "usage: %s [OPTIONS] [chat]          talk line by line (default)\n"
+    "       %s [OPTIONS] hold            connect, stay silent until stdin ends\n"
+    "       %s [OPTIONS] bench ...       load test, every reply checked (bench --help)\n"
+    "\n"
+    "  -H, --host HOST       server address (default 127.0.0.1)\n"
+    "  -p, --port PORT       server port (default 9999)\n"
+    "      --unix PATH       connect to a Unix socket instead of TCP\n"
+    "      --udp             use datagrams (with --unix: a Unix datagram socket)\n"
+    "      --recv-first      chat: print what the server says on connect first\n"
+    "      --reply-timeout S chat: if no reply comes within S seconds, say so once\n"
+    "                        and go on waiting\n"
+    "      --reset           close with a reset (SO_LINGER 0) instead of a FIN\n"
+    "  -h, --help            print this help and exit\n"
+    "\n"
+    "chat sends each line without its newline and prints each reply as\n"
+    "'recv from server: REPLY'. An empty line sends nothing. The conversation ends\n"
+    "at the end of input, or when the server closes the connection.\n"
+    "hold prints 'connected from IP:PORT' once connected, then waits for the end of\n"
+    "its input or SIGTERM and closes (or resets, with --reset).\n";
+
+struct chat_options {
+  int recv_first;
+  int reset;
+  int reply_timeout_ms; /* -1: wait for replies without a notice */
+};
+
+static void usage(FILE *out, const char *program, int status) {
+  fprintf(out, usage_text, program, program, program);
+  exit(status);
+}
+
+/* ---- connecting -------------------------------------------------------------- */
+
+static char own_datagram_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static char name_buffer[300];
+
+const char *target_name(const struct target *target) {
+  if (target->unix_path != NULL)
+    snprintf(name_buffer, sizeof name_buffer, "%s", target->unix_path);
+  else
+    snprintf(name_buffer, sizeof name_buffer, "%s:%s", target->host, target->port);
+  return name_buffer;
+}
+
+static int fill_unix_address(struct sockaddr_un *addr, const char *path) {
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof addr->sun_path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  strcpy(addr->sun_path, path);
+  return 0;
+}
+
+static int connect_unix(const struct target *target) {
+  struct sockaddr_un addr;
+  if (fill_unix_address(&addr, target->unix_path) < 0)
+    return -1;
+  int fd = socket(AF_UNIX, target->udp ? SOCK_DGRAM : SOCK_STREAM, 0);
+  if (fd < 0)
+    return -1;
+  if (target->udp) {
+    /* A Unix datagram server can only answer a client bound to a path of its own. */
+    struct sockaddr_un own;
+    snprintf(own_datagram_path, sizeof own_datagram_path, "/tmp/sockets-lab-client.%ld",
+             (long)getpid());
+    unlink(own_datagram_path);
+    if (fill_unix_address(&own, own_datagram_path) < 0 ||
+        bind(fd, (struct sockaddr *)&own, sizeof own) < 0) {
+      own_datagram_path[0] = '\0';
+      close(fd);
+      return -1;
+    }
+  }
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+    int saved = errno;
+    close_target(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+}
+
+static int connect_inet(const struct target *target) {
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = target->udp ? SOCK_DGRAM : SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  struct addrinfo *addrs;
+  int rc = getaddrinfo(target->host, target->port, &hints, &addrs);
+  if (rc != 0) {
+    fprintf(stderr, "cannot connect to %s: %s\n", target_name(target), gai_strerror(rc));
+    errno = 0;
+    return -1;
+  }
+  int fd = -1;
+  for (struct addrinfo *a = addrs; a != NULL && fd < 0; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+      int saved = errno;
+      close(fd);
+      fd = -1;
+      errno = saved;
+    }
+  }
+  freeaddrinfo(addrs);
+  return fd;
+}
+
+int connect_target(const struct target *target) {
+  int fd = target->unix_path != NULL ? connect_unix(target) : connect_inet(target);
+  if (fd < 0 && errno != 0)
+    fprintf(stderr, "cannot connect to %s: %s\n", target_name(target), strerror(errno));
+  return fd;
+}
+
+void close_target(int fd) {
+  close(fd);
+  if (own_datagram_path[0] != '\0') {
+    unlink(own_datagram_path);
+    own_datagram_path[0] = '\0';
+  }
+}
+
+/* SO_LINGER with a zero timeout makes close() send a reset instead of a FIN. */
+static void close_with_reset(int fd) {
+  struct linger linger = {.l_onoff = 1, .l_linger = 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, sizeof linger);
+  close_target(fd);
+}
+
+static void hang_up(int fd, const struct chat_options *opts) {
+  if (opts->reset)
+    close_with_reset(fd);
+  else
+    close_target(fd);
+}
+
+/* ---- chat ---------------------------------------------------------------------- */
+
+/*
+ * Wait for one reply and print it. Returns 1 when a reply came, 0 when the server
+ * closed the connection. On a reset or end of stream the same words are printed, so
+ * a transcript does not depend on which of the two the kernel reports first.
+ */
+static int print_reply(int fd, const struct chat_options *opts) {
+  static char reply[REPLY_SIZE];
+  struct pollfd pfd = {.fd = fd, .events = POLLIN};
+  int rc;
+  do
+    rc = poll(&pfd, 1, opts->reply_timeout_ms);
+  while (rc < 0 && errno == EINTR);
+  if (rc == 0) {
+    printf("no reply within %g s: the server is busy with someone else\n",
+           opts->reply_timeout_ms / 1000.0);
+    fflush(stdout);
+  }
+  ssize_t n;
+  do
+    n = recv(fd, reply, sizeof reply, 0);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    printf("recv from server: %.*s\n", (int)n, reply);
+    fflush(stdout);
+    return 1;
+  }
+  if (n < 0 && errno != ECONNRESET && errno != EPIPE) {
+    fprintf(stderr, "recv: %s\n", strerror(errno));
+    exit(EXIT_FAILED);
+  }
+  printf("server closed the connection\n");
+  return 0;
+}
+
+static int chat(const struct target *target, const struct chat_options *opts) {
+  int fd = connect_target(target);
+  if (fd < 0)
+    return EXIT_FAILED;
+  int on_terminal = isatty(STDIN_FILENO);
+  if (opts->recv_first && !print_reply(fd, opts)) {
+    hang_up(fd, opts);
+    return EXIT_OK;
+  }
+  char *line = NULL;
+  size_t capacity = 0;
+  for (;;) {
+    if (on_terminal) {
+      printf(">>: ");
+      fflush(stdout);
+    }
+    ssize_t len = getline(&line, &capacity, stdin);
+    if (len < 0)
+      break;
+    if (len > 0 && line[len - 1] == '\n')
+      len--;
+    if (len == 0)
+      continue; /* nothing to send: a zero-byte send is not a message */
+    /* The seed's client.send(); partial sends are resumed. */
+    for (ssize_t sent = 0; sent < len;) {
+      ssize_t n = send(fd, line + sent, (size_t)(len - sent), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0) {
+        printf("server closed the connection\n");
+        len = -1;
+        break;
+      }
+      sent += n;
+    }
+    if (len < 0 || !print_reply(fd, opts))
+      break;
+  }
+  free(line);
+  hang_up(fd, opts);
+  return EXIT_OK;
+}
+
+/* ---- hold ---------------------------------------------------------------------- */
+
+static void print_local_address(int fd) {
+  struct sockaddr_storage addr;
+  socklen_t len = sizeof addr;
+  char host[64] = "?", port[16] = "?";
+  if (getsockname(fd, (struct sockaddr *)&addr, &len) == 0 && addr.ss_family != AF_UNIX)
+    getnameinfo((struct sockaddr *)&addr, len, host, sizeof host, port, sizeof port,
+                NI_NUMERICHOST | NI_NUMERICSERV);
+  printf("connected from %s:%s\n", host, port);
+  fflush(stdout);
+}
+
+static volatile sig_atomic_t hold_released = 0;
+
+static void on_release(int signo) {
+  (void)signo;
+  hold_released = 1;
+}
+
+/* Stay connected and silent until the end of input or SIGTERM/SIGINT, then hang up. */
+static int hold(const struct target *target, const struct chat_options *opts) {
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = on_release; /* no SA_RESTART: read() must return EINTR */
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, NULL);
+  sigaction(SIGINT, &action, NULL);
+  int fd = connect_target(target);
+  if (fd < 0)
+    return EXIT_FAILED;
+  print_local_address(fd);
+  char discard[256];
+  ssize_t n;
+  do
+    n = read(STDIN_FILENO, discard, sizeof discard);
+  while (n > 0 || (n < 0 && errno == EINTR && !hold_released));
+  hang_up(fd, opts);
+  return EXIT_OK;
+}
+
+/* ---- main ---------------------------------------------------------------------- */
+
+static int parse_timeout_ms(const char *text, const char *program) {
+  char *end;
+  double seconds = strtod(text, &end);
+  if (end == text || *end != '\0' || !(seconds >= 0 && seconds <= 86400)) {
+    fprintf(stderr, "%s: bad timeout: %s\n", program, text);
+    usage(stderr, program, EXIT_USAGE);
+  }
+  return (int)(seconds * 1000);
+}
+
+int main(int argc, char **argv) {
+  enum { OPT_UNIX = 256, OPT_UDP, OPT_RECV_FIRST, OPT_REPLY_TIMEOUT, OPT_RESET };
+  static const struct option long_options[] = {
+      {"host", required_argument, NULL, 'H'},
+      {"port", required_argument, NULL, 'p'},
+      {"unix", required_argument, NULL, OPT_UNIX},
+      {"udp", no_argument, NULL, OPT_UDP},
+      {"recv-first", no_argument, NULL, OPT_RECV_FIRST},
+      {"reply-timeout", required_argument, NULL, OPT_REPLY_TIMEOUT},
+      {"reset", no_argument, NULL, OPT_RESET},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  struct target target = {.host = "127.0.0.1", .port = "9999"};
+  struct chat_options opts = {.reply_timeout_ms = -1};
+  int c;
+  /* "+": stop at the first word, so each mode parses the options after it. */
+  while ((c = getopt_long(argc, argv, "+H:p:h", long_options, NULL)) != -1) {
+    switch (c) {
+    case 'H':
+      target.host = optarg;
+      break;
+    case 'p':
+      target.port = optarg;
+      break;
+    case OPT_UNIX:
+      target.unix_path = optarg;
+      break;
+    case OPT_UDP:
+      target.udp = 1;
+      break;
+    case OPT_RECV_FIRST:
+      opts.recv_first = 1;
+      break;
+    case OPT_REPLY_TIMEOUT:
+      opts.reply_timeout_ms = parse_timeout_ms(optarg, argv[0]);
+      break;
+    case OPT_RESET:
+      opts.reset = 1;
+      break;
+    case 'h':
+      usage(stdout, argv[0], EXIT_OK);
+      break;
+    default:
+      usage(stderr, argv[0], EXIT_USAGE);
+    }
+  }
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  signal(SIGPIPE, SIG_IGN);
+  const char *mode = optind < argc ? argv[optind] : "chat";
+  int words = argc - optind;
+  if (strcmp(mode, "chat") == 0 && words <= 1)
+    return chat(&target, &opts);
+  if (strcmp(mode, "hold") == 0 && words == 1)
+    return hold(&target, &opts);
+  if (strcmp(mode, "bench") == 0)
+    return bench_main(&target, words, argv + optind);
+  fprintf(stderr, "%s: unknown mode or stray argument: %s\n", argv[0], argv[argc - 1]);
+  usage(stderr, argv[0], EXIT_USAGE);
+}

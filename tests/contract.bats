@@ -1,0 +1,102 @@
+#!/usr/bin/env bats
+# What the contract asks of every server of steps 1 to 5: options, the ready line, exit
+# statuses, signals, and the upper-case echo protocol byte for byte. Each test runs
+# against every step that exists.
+
+load helpers
+
+servers() { ls "$LAB"/step[1-5]_*/server; }
+
+@test "every server: --help prints the usage on stdout, naming every option, exit 0" {
+  for server in $(servers); do
+    run --separate-stderr "$server" --help
+    assert_success
+    assert_output --partial "usage:"
+    for option in --host --port --help -H -p; do
+      assert_output --partial -- "$option"
+    done
+    [ -z "$stderr" ]
+  done
+}
+
+@test "every server: a bad option, a bad port or a stray argument is exit 2 with usage on stderr" {
+  for server in $(servers); do
+    for args in "--bogus" "--port 70000" "--port abc" "--port" "stray"; do
+      # shellcheck disable=SC2086
+      run --separate-stderr "$server" $args
+      assert_failure 2
+      [ -z "$output" ] || fail "$server $args printed on stdout: $output"
+      [[ "$stderr" == *"usage:"* ]] || fail "$server $args: no usage on stderr: $stderr"
+    done
+  done
+}
+
+@test "every server: the ready line names the port really bound" {
+  for server in $(servers); do
+    start_server "$server"
+    [[ "$(head -n 1 "$SERVER_LOG")" =~ ^serving\ on\ 127\.0\.0\.1:[1-9][0-9]*$ ]]
+    [ "$SERVER_PORT" -ne 0 ]
+    stop_server
+  done
+}
+
+@test "every server: a port in use is exit 1 with one line naming it" {
+  for server in $(servers); do
+    start_server "$server"
+    run --separate-stderr "$server" --port "$SERVER_PORT"
+    assert_failure 1
+    [ "$stderr" = "cannot bind 127.0.0.1:$SERVER_PORT: Address already in use" ]
+    stop_server
+  done
+}
+
+@test "every server: SIGTERM and SIGINT stop it with exit 0" {
+  for server in $(servers); do
+    for signal in TERM INT; do
+      start_server "$server"
+      stop_server "$signal"
+    done
+  done
+}
+
+@test "every server: hello and a newline come back upper-cased, byte for byte" {
+  printf 'hello\n' >"$BATS_TEST_TMPDIR/in"
+  for server in $(servers); do
+    start_server "$server"
+    exchange "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
+    [ "$(od -An -c "$BATS_TEST_TMPDIR/out")" = "$(printf 'HELLO\n' | od -An -c)" ]
+    stop_server
+  done
+}
+
+@test "every server: every byte but a-z comes back unchanged" {
+  every_byte "$BATS_TEST_TMPDIR/in"
+  upper_case_of "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/expected"
+  for server in $(servers); do
+    start_server "$server"
+    exchange "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
+    cmp "$BATS_TEST_TMPDIR/expected" "$BATS_TEST_TMPDIR/out"
+    stop_server
+  done
+}
+
+@test "every server: a 1 KiB message comes back whole" {
+  head -c 1024 /dev/zero | tr '\0' 'q' >"$BATS_TEST_TMPDIR/in"
+  upper_case_of "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/expected"
+  for server in $(servers); do
+    start_server "$server"
+    exchange "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
+    cmp "$BATS_TEST_TMPDIR/expected" "$BATS_TEST_TMPDIR/out"
+    stop_server
+  done
+}
+
+@test "every server: the log names the client and trims trailing whitespace" {
+  for server in $(servers); do
+    start_server "$server"
+    run client <<<"hi there   "
+    assert_output "recv from server: HI THERE   "
+    wait_for_log "127\.0\.0\.1:[0-9]+ wrote: hi there$"
+    stop_server
+  done
+}

@@ -1,0 +1,134 @@
+# tests/demo/lib.sh - what the guided demos (make step1 ... make step6) share.
+#
+# A demo prints a transcript: narration lines starting with "#", each command as
+# "$ command" followed by what it printed, and the server's log, shown as "server| ..."
+# at the moment the demo has waited for it. Every wait is on a fact (a log line, a
+# client's output) with a deadline, so the transcript is the same on every run apart
+# from ports and pids.
+
+set -u
+LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$LAB" || exit 1
+DEMO_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sockets-lab-demo.XXXXXX")
+SERVER_PID=
+LOG_SHOWN=0
+BACKGROUND_FDS=""
+trap 'demo_cleanup' EXIT
+
+demo_cleanup() {
+  [ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null
+  local job
+  for job in $(jobs -p); do kill "$job" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$DEMO_DIR"
+}
+
+say() { printf '# %s\n' "$*"; }
+blank() { printf '\n'; }
+fail() {
+  printf 'demo failed: %s\n' "$*" >&2
+  exit 1
+}
+
+# wait_for SECONDS COMMAND... - poll a condition until it holds or the deadline passes.
+wait_for() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for: $*"
+    sleep 0.02
+  done
+}
+
+# start_server BIN [ARGS...] - start a server on a free port and wait for its ready line.
+start_server() {
+  printf '$ %s\n' "$*"
+  "$@" --port 0 </dev/null >"$DEMO_DIR/server.log" 2>&1 &
+  SERVER_PID=$!
+  wait_for 10 grep -q '^serving on ' "$DEMO_DIR/server.log"
+  PORT=$(sed -n '1s/^serving on .*://p' "$DEMO_DIR/server.log")
+  show_log
+}
+
+# log_has PATTERN [COUNT] - the server has logged COUNT (default 1) lines matching
+# PATTERN (an extended regular expression).
+log_has() { [ "$(grep -cE -- "$1" "$DEMO_DIR/server.log")" -ge "${2:-1}" ]; }
+
+# show_log [PATTERN [COUNT]] - wait for the log lines, then print those not shown yet.
+show_log() {
+  [ $# -eq 0 ] || wait_for 10 log_has "$@"
+  local total
+  total=$(wc -l <"$DEMO_DIR/server.log")
+  sed -n "$((LOG_SHOWN + 1)),${total}p" "$DEMO_DIR/server.log" | sed 's/^/server| /'
+  LOG_SHOWN=$total
+}
+
+# stop_server [SIGNAL] - stop the server and say how it ended.
+stop_server() {
+  local signal=${1:-TERM}
+  printf '$ kill -%s <server>\n' "$signal"
+  kill -"$signal" "$SERVER_PID"
+  local status=0
+  wait "$SERVER_PID" || status=$?
+  SERVER_PID=
+  show_log
+  printf 'server exited with status %d\n' "$status"
+}
+
+# client ARGS... - show and run the shared client against the demo's server.
+client() {
+  printf '$ tests/client --port %s %s\n' "$PORT" "$*"
+  tests/client --port "$PORT" "$@"
+}
+
+# chat LINES... - run the chat client on the given lines, as typed into a pipe.
+chat() {
+  local input
+  input=$(printf '%s\\n' "$@")
+  printf "\$ printf '%s' | tests/client --port %s\n" "$input" "$PORT"
+  printf '%s\n' "$@" | tests/client --port "$PORT"
+}
+
+# start_background NAME COMMAND... - run COMMAND with its input on a fifo the demo keeps
+# open and its output in a file; `feed NAME TEXT` writes a line, `finish NAME` closes.
+start_background() {
+  local name=$1
+  shift
+  mkfifo "$DEMO_DIR/$name.in"
+  printf '$ %s   (%s, in the background)\n' "$*" "$name"
+  # The other clients' fifo ends are closed in this one: a fifo held open by someone
+  # else would never give its reader the end of input.
+  local fd closes=""
+  for fd in $BACKGROUND_FDS; do closes+=" $fd>&-"; done
+  eval '"$@" <"$DEMO_DIR/$name.in" >"$DEMO_DIR/$name.out" 2>&1' "$closes" '&'
+  eval "${name}_PID=\$!"
+  eval "exec {${name}_FD}>\"\$DEMO_DIR/\$name.in\""
+  local fd_var="${name}_FD"
+  BACKGROUND_FDS+=" ${!fd_var}"
+}
+
+feed() {
+  local fd_var="${1}_FD"
+  printf '%s> %s\n' "$1" "$2"
+  printf '%s\n' "$2" >&"${!fd_var}"
+}
+
+finish() {
+  local fd_var="${1}_FD" pid_var="${1}_PID"
+  eval "exec ${!fd_var}>&-"
+  wait "${!pid_var}" 2>/dev/null
+  BACKGROUND_FDS=${BACKGROUND_FDS/ ${!fd_var}/}
+}
+
+# output_has NAME PATTERN - the background client NAME has printed a matching line.
+output_has() { grep -qE -- "$2" "$DEMO_DIR/$1.out"; }
+
+# show_output NAME [PATTERN] - wait for PATTERN, then print NAME's output so far, once.
+show_output() {
+  local name=$1 shown_var="${1}_SHOWN"
+  [ $# -lt 2 ] || wait_for 10 output_has "$name" "$2"
+  local total shown=${!shown_var:-0}
+  total=$(wc -l <"$DEMO_DIR/$name.out")
+  sed -n "$((shown + 1)),${total}p" "$DEMO_DIR/$name.out" | sed "s/^/$name| /"
+  eval "${shown_var}=\$total"
+}

@@ -1,0 +1,197 @@
+# tests/helpers.bash - what every bats suite of the lab shares.
+#
+# A suite starts with `load helpers`. A server is started on a free port with
+# start_server, which waits for its ready line (with a deadline, never a sleep) and sets
+#   SERVER_PID    the server's pid
+#   SERVER_ADDR   what followed "serving on " (HOST:PORT, or a Unix path)
+#   SERVER_HOST, SERVER_PORT
+#   SERVER_LOG    its standard output, SERVER_ERR its standard error
+# stop_server sends SIGTERM (or the signal given), waits, and fails the test unless the
+# server exits 0 - and, with VALGRIND=1, unless valgrind found no error and no leak.
+# The default teardown stops whatever is still running, so a failed test leaves nothing.
+
+LAB=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+CLIENT="$LAB/tests/client"
+
+bats_require_minimum_version 1.5.0
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+# Deadlines grow under valgrind, which runs programs tens of times slower.
+if [ "${VALGRIND:-0}" = 1 ]; then DEADLINE_SCALE=10; else DEADLINE_SCALE=1; fi
+VALGRIND_STATUS=97
+
+# wait_until SECONDS COMMAND... - run COMMAND until it succeeds or SECONDS pass.
+wait_until() {
+  local seconds=$1
+  shift
+  local deadline=$((SECONDS + seconds * DEADLINE_SCALE))
+  until "$@"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "gave up after ${seconds}s waiting for: $*" >&2
+      return 1
+    fi
+    sleep 0.02 # a poll interval, not synchronisation: the condition decides
+  done
+}
+
+# start_server BIN [ARGS...] - start BIN on a free port (unless ARGS name --port or
+# --unix) and wait for its ready line.
+start_server() {
+  local bin=$1
+  shift
+  local args=("$@")
+  case " $* " in
+  *" --port "* | *" -p "* | *" --unix "*) ;;
+  *) args+=(--port 0) ;;
+  esac
+  SERVER_LOG="$BATS_TEST_TMPDIR/server.out"
+  SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
+  VALGRIND_LOG="$BATS_TEST_TMPDIR/valgrind"
+  local runner=()
+  if [ "${VALGRIND:-0}" = 1 ]; then
+    runner=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect
+      --errors-for-leak-kinds=definite,indirect --error-exitcode=$VALGRIND_STATUS
+      --trace-children=yes --child-silent-after-fork=no
+      --log-file="$VALGRIND_LOG.%p")
+  fi
+  # 3>&-: bats waits for every holder of fd 3, so a server must not inherit it.
+  "${runner[@]}" "$bin" "${args[@]}" </dev/null >"$SERVER_LOG" 2>"$SERVER_ERR" 3>&- &
+  SERVER_PID=$!
+  if ! wait_until 10 ready_line_seen; then
+    echo "no ready line from $bin; its stderr:" >&2
+    cat "$SERVER_ERR" >&2
+    return 1
+  fi
+  SERVER_ADDR=$(sed -n '1s/^serving on //p' "$SERVER_LOG")
+  SERVER_PORT=${SERVER_ADDR##*:}
+  SERVER_HOST=${SERVER_ADDR%:*}
+}
+
+ready_line_seen() {
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "server exited before its ready line" >&2
+    return 2
+  fi
+  head -n 1 "$SERVER_LOG" | grep -q '^serving on '
+}
+
+# stop_server [SIGNAL] - stop the server and insist on a clean exit.
+stop_server() {
+  local signal=${1:-TERM}
+  [ -n "${SERVER_PID:-}" ] || return 0
+  kill -"$signal" "$SERVER_PID"
+  wait_for_exit 10
+  if [ "$SERVER_STATUS" -ne 0 ]; then
+    echo "server exited with status $SERVER_STATUS after SIG$signal" >&2
+    report_valgrind >&2
+    return 1
+  fi
+  if [ "${VALGRIND:-0}" = 1 ] && ! valgrind_clean; then
+    report_valgrind >&2
+    return 1
+  fi
+}
+
+# wait_for_exit SECONDS - wait for the server to end; its status goes to SERVER_STATUS.
+wait_for_exit() {
+  wait_until "$1" server_gone || {
+    kill -KILL "$SERVER_PID" 2>/dev/null
+    echo "server did not exit within $1 s" >&2
+  }
+  SERVER_STATUS=0
+  wait "$SERVER_PID" || SERVER_STATUS=$?
+  SERVER_PID=
+}
+
+server_gone() {
+  ! kill -0 "$SERVER_PID" 2>/dev/null || [ "$(ps -o stat= -p "$SERVER_PID")" = Z ]
+}
+
+# valgrind_clean - no error summary with errors and no leak in any process's log.
+valgrind_clean() {
+  ! grep -qE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]|indirectly lost: [1-9]' \
+    "$VALGRIND_LOG".* 2>/dev/null
+}
+
+report_valgrind() {
+  [ "${VALGRIND:-0}" = 1 ] || return 0
+  local log
+  for log in "$VALGRIND_LOG".*; do
+    [ -s "$log" ] && { echo "--- $log"; cat "$log"; }
+  done
+}
+
+# wait_for_log PATTERN [SECONDS] - wait until the server's log has a line matching the
+# extended regular expression PATTERN.
+wait_for_log() {
+  wait_until "${2:-5}" grep -qE -- "$1" "$SERVER_LOG" || {
+    echo "server log so far:" >&2
+    cat "$SERVER_LOG" >&2
+    return 1
+  }
+}
+
+# client ARGS... - the shared client, pointed at the running server.
+client() {
+  "$CLIENT" --port "$SERVER_PORT" "$@"
+}
+
+# exchange INPUT OUTPUT - send the bytes of file INPUT on a new connection and read as
+# many bytes back into file OUTPUT (with a deadline), then close.
+exchange() {
+  local size fd
+  size=$(stat -c %s "$1")
+  exec {fd}<>"/dev/tcp/$SERVER_HOST/$SERVER_PORT"
+  cat "$1" >&"$fd"
+  timeout $((5 * DEADLINE_SCALE)) head -c "$size" <&"$fd" >"$2"
+  exec {fd}>&-
+}
+
+# every_byte FILE - write the 256 byte values, 0 to 255, into FILE.
+every_byte() {
+  local i
+  for i in $(seq 0 255); do printf "\\$(printf %03o "$i")"; done >"$1"
+}
+
+# upper_case_of FILE - what the upper-case echo protocol answers to FILE's bytes.
+upper_case_of() { LC_ALL=C tr 'a-z' 'A-Z' <"$1"; }
+
+# hold_open NAME [CLIENT-OPTIONS...] - connect a client that says nothing and keep it
+# connected until `release NAME`. Its output (the "connected from IP:PORT" line) is in
+# $BATS_TEST_TMPDIR/NAME.out.
+hold_open() {
+  local name=$1
+  shift
+  # Its input is a fifo it holds open itself (<>), so it never sees an end of input
+  # and no other process holds it: release is a SIGTERM, on which it hangs up.
+  mkfifo "$BATS_TEST_TMPDIR/$name.in"
+  "$CLIENT" --port "$SERVER_PORT" "$@" hold <>"$BATS_TEST_TMPDIR/$name.in" >"$BATS_TEST_TMPDIR/$name.out" 2>&1 3>&- &
+  printf -v "HOLD_PID_$name" %s $!
+  wait_until 5 grep -q '^connected from' "$BATS_TEST_TMPDIR/$name.out"
+}
+
+# release NAME - make the held client hang up, and wait for it.
+release() {
+  local pid_var="HOLD_PID_$1"
+  kill -TERM "${!pid_var}"
+  wait "${!pid_var}"
+}
+
+# The state of the running server, read from /proc.
+server_threads() { awk '/^Threads:/ {print $2}' "/proc/$SERVER_PID/status"; }
+server_fds() { ls "/proc/$SERVER_PID/fd" | wc -l; }
+server_children() { ps -o pid= --ppid "$SERVER_PID" | wc -l; }
+server_zombies() { ps -o stat= --ppid "$SERVER_PID" | grep -c '^Z' || true; }
+
+teardown() {
+  if [ -n "${SERVER_PID:-}" ]; then
+    kill -KILL "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+    SERVER_PID=
+  fi
+  # Background helpers a test started (clients held open) die with it.
+  local job
+  for job in $(jobs -p); do kill "$job" 2>/dev/null; done
+  return 0
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bats
+# Step 1: one recv per connection, one client at a time.
+
+load helpers
+
+setup() { start_server "$LAB/step1_blocking/server"; }
+
+@test "step 1: the first message is answered, the second gets no reply" {
+  run client <<<$'aa\nbb'
+  assert_success
+  assert_output $'recv from server: AA\nserver closed the connection'
+  wait_for_log "wrote: aa$"
+  run grep -c "wrote:" "$SERVER_LOG"
+  assert_output 1
+  stop_server
+}
+
+@test "step 1: the server closes the connection after one reply" {
+  wait_for_log "^serving on"
+  client <<<"once"
+  wait_for_log "127\.0\.0\.1:[0-9]+ closed by server$"
+  stop_server
+}
+
+@test "step 1: a second client waits until the first is done" {
+  hold_open first
+  wait_for_log "connected$"
+  client --reply-timeout 1 <<<"hello" >"$BATS_TEST_TMPDIR/second.out" &
+  local second=$!
+  wait_until 10 grep -q "no reply within" "$BATS_TEST_TMPDIR/second.out"
+  # Only the first client has been accepted so far.
+  run grep -c " connected$" "$SERVER_LOG"
+  assert_output 1
+  release first
+  wait "$second"
+  run cat "$BATS_TEST_TMPDIR/second.out"
+  assert_line "recv from server: HELLO"
+  stop_server
+}
+
+@test "step 1: a client that resets is logged and the next one is served" {
+  client --reset hold </dev/null
+  wait_for_log "127\.0\.0\.1:[0-9]+ reset$"
+  run client <<<"next"
+  assert_output "recv from server: NEXT"
+  stop_server
+}
+
+@test "step 1: a client that connects and closes without a word is logged" {
+  client hold </dev/null
+  wait_for_log "127\.0\.0\.1:[0-9]+ disconnected$"
+  stop_server
+}
