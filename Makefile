@@ -22,6 +22,10 @@ STEP6_PACKAGES :=
 STEP6_CLEAN :=
 -include step6_socketserver/build.mk
 
+# Further targets (tutorial, bench, stress, ...) each describe themselves in a fragment.
+EXTRA_PACKAGES :=
+-include $(sort $(wildcard tests/*/*.mk))
+
 PROGRAMS := $(SERVERS) tests/client $(FIXTURES) $(STEP6_PROGRAMS) $(STEP6_UNIT_TESTS)
 DEMOS := $(patsubst tests/demo/%.sh,%,$(sort $(wildcard tests/demo/step[1-6].sh)))
 
@@ -40,7 +44,7 @@ tests/client: $(CLIENT_SOURCES) tests/client.h
 	$(CC) $(CFLAGS) -o $@ $(CLIENT_SOURCES)
 
 deps:
-	@tests/deps.sh $(TEST_PACKAGES) $(STEP6_PACKAGES)
+	@tests/deps.sh $(TEST_PACKAGES) $(STEP6_PACKAGES) $(EXTRA_PACKAGES)
 
 # The demos build quietly, so what they print is the transcript alone.
 $(DEMOS): deps
