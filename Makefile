@@ -20,7 +20,7 @@ STEP6_PROGRAMS :=
 STEP6_UNIT_TESTS :=
 STEP6_PACKAGES :=
 STEP6_CLEAN :=
--include step6_socketserver/build.mk
+-include $(sort $(wildcard step6_socketserver/*.mk))
 
 # Further targets (tutorial, bench, stress, ...) each describe themselves in a fragment.
 EXTRA_PACKAGES :=

@@ -1,0 +1,46 @@
+# step6_socketserver/build.mk - the step-6 framework, for the root Makefile to include.
+#
+# Alone, from the repository's root:
+#   make -f step6_socketserver/build.mk CFLAGS='-std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread' step6-unit
+# Targets: the library, the unit tests (step6-unit), the same under valgrind
+# (step6-valgrind), and under ThreadSanitizer without the forking tests (step6-tsan).
+
+STEP6_DIR := step6_socketserver
+STEP6_LIB := $(STEP6_DIR)/libsocketserver.a
+# The programs are programs.mk's: it adds them to STEP6_PROGRAMS.
+STEP6_PROGRAMS +=
+STEP6_CLEAN += $(STEP6_DIR)/socketserver.o $(STEP6_LIB) $(STEP6_DIR)/test_socketserver \
+               $(STEP6_DIR)/test_socketserver_tsan
+STEP6_UNIT_TESTS := $(STEP6_DIR)/test_socketserver
+STEP6_TSAN_TESTS := $(STEP6_DIR)/test_socketserver_tsan
+STEP6_HEADERS := $(STEP6_DIR)/socketserver.h
+STEP6_VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+                  --error-exitcode=99 --track-fds=yes --trace-children=yes
+
+$(STEP6_DIR)/socketserver.o: $(STEP6_DIR)/socketserver.c $(STEP6_HEADERS)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(STEP6_LIB): $(STEP6_DIR)/socketserver.o
+	$(AR) rcs $@ $^
+
+$(STEP6_UNIT_TESTS): $(STEP6_DIR)/test_socketserver.c $(STEP6_HEADERS) $(STEP6_LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(STEP6_LIB)
+
+# TSan keeps a thread of its own, so the forking mode would (rightly) refuse to fork.
+$(STEP6_TSAN_TESTS): $(STEP6_DIR)/test_socketserver.c $(STEP6_DIR)/socketserver.c $(STEP6_HEADERS)
+	$(CC) $(CFLAGS) -O1 -fsanitize=thread -o $@ $(STEP6_DIR)/test_socketserver.c $(STEP6_DIR)/socketserver.c
+
+.PHONY: step6-lib step6-unit step6-valgrind step6-tsan step6-clean
+step6-lib: $(STEP6_LIB)
+
+step6-unit: $(STEP6_UNIT_TESTS)
+	$(STEP6_UNIT_TESTS)
+
+step6-valgrind: $(STEP6_UNIT_TESTS)
+	$(STEP6_VALGRIND) $(STEP6_UNIT_TESTS)
+
+step6-tsan: $(STEP6_TSAN_TESTS)
+	$(STEP6_TSAN_TESTS) --no-fork
+
+step6-clean:
+	rm -f $(STEP6_CLEAN)

@@ -1,0 +1,996 @@
+/*
+ * step6_socketserver/socketserver.c - Python's socketserver module, in C.
+ *
+ * Read it next to CPython's Lib/socketserver.py: the sections follow its classes, and
+ * each function says which Python method it is. Where we do better than Python on
+ * purpose (README.md lists it), a comment says why.
+ */
+#define _GNU_SOURCE /* pthread_setname_np for "Thread-N"; MSG_DONTWAIT for datagram replies */
+
+#include "socketserver.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { ACCEPT_BACKOFF_MS = 100 }; /* how long to leave the listener alone after EMFILE */
+
+struct worker {
+  struct worker *next;
+  struct server *server;
+  struct request *request;
+  pthread_t thread;
+  int connection; /* what server_close cuts (shutdown SHUT_RDWR); -1 once released */
+  bool finished;  /* the thread has ended and waits to be joined */
+  char name[24];
+};
+
+/* Python numbers every thread it creates, in one sequence for the whole process. */
+static atomic_ulong thread_counter;
+static _Thread_local char thread_name[24];
+static _Thread_local struct worker *current_worker; /* threading: this thread's entry */
+
+/* The one server the SIGINT/SIGTERM handlers stop: a signal handler has no argument. */
+static struct server *_Atomic signal_target;
+static struct sigaction saved_actions[2]; /* SIGINT's and SIGTERM's before we took them */
+
+/* ---- Small helpers ------------------------------------------------------------------ */
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Seconds to poll()'s milliseconds; negative means "wait for ever". */
+static int to_ms(double seconds) { return seconds < 0 ? -1 : (int)(seconds * 1000 + 0.999); }
+
+/* Descriptors we own are not inherited by programs the server runs (PEP 446). */
+static void set_flag(int fd, int flag) {
+  fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | flag);
+}
+
+static int open_pipe(int fds[2]) {
+  if (pipe(fds) < 0)
+    return -1;
+  set_flag(fds[0], O_NONBLOCK);
+  set_flag(fds[1], O_NONBLOCK); /* a signal handler's write must never block */
+  return 0;
+}
+
+static void close_fd(int *fd) {
+  if (*fd >= 0)
+    close(*fd);
+  *fd = -1;
+}
+
+/* The framework's own descriptors, besides the server socket. */
+static void close_pipes(struct server *s) {
+  close_fd(&s->wake_pipe[0]);
+  close_fd(&s->wake_pipe[1]);
+  close_fd(&s->children_pipe[0]);
+  close_fd(&s->children_pipe[1]);
+}
+
+/* Numeric "IP:PORT" or the Unix path: never a reverse DNS lookup. */
+static void format_address(const struct sockaddr_storage *addr, socklen_t len, char *out) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (addr->ss_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+    inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+    snprintf(out, SERVER_NAME_SIZE, "%s:%u", ip, ntohs(in->sin_port));
+  } else if (addr->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+    inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+    snprintf(out, SERVER_NAME_SIZE, "%s:%u", ip, ntohs(in6->sin6_port));
+  } else {
+    const struct sockaddr_un *un = (const struct sockaddr_un *)addr;
+    size_t offset = offsetof(struct sockaddr_un, sun_path);
+    if (len > offset && un->sun_path[0] != '\0')
+      snprintf(out, SERVER_NAME_SIZE, "%.*s", (int)(len - offset), un->sun_path);
+    else
+      snprintf(out, SERVER_NAME_SIZE, "unnamed"); /* an unbound client; Python gives '' */
+  }
+}
+
+static bool is_stream(const struct server *s) { return s->socket_type == SOCK_STREAM; }
+static bool is_unix(const struct server *s) { return s->address_family == AF_UNIX; }
+
+/* Fill s->server_address from "HOST:PORT", "[V6]:PORT" or a path. */
+static int resolve_address(struct server *s, const char *address) {
+  if (is_unix(s)) {
+    struct sockaddr_un *un = (struct sockaddr_un *)&s->server_address;
+    if (strlen(address) >= sizeof un->sun_path) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    un->sun_family = AF_UNIX;
+    strcpy(un->sun_path, address);
+    s->server_address_len = sizeof *un;
+    return 0;
+  }
+  char host[SERVER_NAME_SIZE];
+  const char *colon = strrchr(address, ':');
+  if (colon == NULL || (size_t)(colon - address) >= sizeof host) {
+    errno = EINVAL;
+    return -1;
+  }
+  size_t skip = colon - address >= 2 && address[0] == '[' && colon[-1] == ']';
+  snprintf(host, sizeof host, "%.*s", (int)(colon - address - 2 * skip), address + skip);
+  struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = s->socket_type};
+  struct addrinfo *found;
+  int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &found);
+  if (rc != 0) {
+    errno = rc == EAI_SYSTEM ? errno : rc == EAI_NONAME ? EADDRNOTAVAIL : EINVAL;
+    return -1;
+  }
+  struct addrinfo *use = found; /* IPv4 first, as Python's AF_INET; IPv6 when only that */
+  for (struct addrinfo *a = found; a != NULL; a = a->ai_next)
+    if (a->ai_family == AF_INET && use->ai_family != AF_INET)
+      use = a;
+  memcpy(&s->server_address, use->ai_addr, use->ai_addrlen);
+  s->server_address_len = use->ai_addrlen;
+  s->address_family = use->ai_family;
+  freeaddrinfo(found);
+  return 0;
+}
+
+static void set_error(struct request *req, const char *what, int err) {
+  snprintf(req->error, sizeof req->error, "%s: %s", what, strerror(err));
+}
+
+/*
+ * Wait until fd is ready for EVENTS, the server stops (stop_fd readable: returns 0) or
+ * timeout_ms passes (-1, ETIMEDOUT). Signals do not cut the wait short (EINTR retried).
+ */
+static int wait_io(int fd, short events, int stop_fd, int timeout_ms) {
+  if (stop_fd < 0 && timeout_ms < 0)
+    return 1; /* nothing to watch: let the blocking call itself wait */
+  double deadline = now() + timeout_ms / 1000.0;
+  for (;;) {
+    struct pollfd fds[2] = {{.fd = fd, .events = events}, {.fd = stop_fd, .events = POLLIN}};
+    int n = poll(fds, stop_fd < 0 ? 1 : 2, timeout_ms < 0 ? -1 : to_ms(deadline - now()));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -1;
+    if (n == 0) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    return stop_fd >= 0 && fds[1].revents ? 0 : 1;
+  }
+}
+
+/* ---- Handler I/O: rfile and wfile --------------------------------------------------- */
+
+/* Refill the empty buffer with one recv. Returns its size, 0 at end of stream, or -1. */
+static ssize_t rfile_fill(struct rfile *rf) {
+  if (rf->fd < 0 && rf->data != NULL)
+    return 0; /* a datagram: the packet is all there is */
+  if (rf->fd < 0) {
+    errno = EBADF; /* BaseRequestHandler's setup made no rfile */
+    return -1;
+  }
+  int ready = wait_io(rf->fd, POLLIN, rf->stop_fd, rf->timeout_ms);
+  if (ready <= 0)
+    return ready; /* a stopping server reads as end of stream */
+  ssize_t n;
+  do
+    n = recv(rf->fd, rf->buffer, sizeof rf->buffer, 0);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    rf->data = rf->buffer;
+    rf->pos = 0;
+    rf->len = (size_t)n;
+  }
+  return n;
+}
+
+ssize_t rfile_read1(struct rfile *rf, void *buf, size_t n) {
+  if (rf->pos == rf->len) {
+    ssize_t got = rfile_fill(rf);
+    if (got <= 0)
+      return got;
+  }
+  size_t take = rf->len - rf->pos < n ? rf->len - rf->pos : n;
+  memcpy(buf, rf->data + rf->pos, take);
+  rf->pos += take;
+  return (ssize_t)take;
+}
+
+ssize_t rfile_read(struct rfile *rf, void *buf, size_t n) {
+  size_t total = 0;
+  while (total < n) {
+    ssize_t got = rfile_read1(rf, (char *)buf + total, n - total);
+    if (got < 0)
+      return -1;
+    if (got == 0)
+      break;
+    total += (size_t)got;
+  }
+  return (ssize_t)total;
+}
+
+ssize_t rfile_readline(struct rfile *rf, char *buf, size_t size) {
+  size_t total = 0;
+  while (total + 1 < size && (total == 0 || buf[total - 1] != '\n')) {
+    if (rf->pos == rf->len) {
+      ssize_t got = rfile_fill(rf);
+      if (got < 0)
+        return -1;
+      if (got == 0)
+        break;
+    }
+    buf[total++] = rf->data[rf->pos++];
+  }
+  if (size > 0)
+    buf[total] = '\0';
+  return (ssize_t)total;
+}
+
+/* A datagram reply grows in memory until finish sends it. */
+static ssize_t wfile_append(struct wfile *wf, const void *buf, size_t n) {
+  if (wf->len + n > wf->cap) {
+    size_t cap = wf->cap ? wf->cap : 256;
+    while (cap < wf->len + n)
+      cap *= 2;
+    char *data = realloc(wf->data, cap);
+    if (data == NULL)
+      return -1;
+    wf->data = data;
+    wf->cap = cap;
+  }
+  memcpy(wf->data + wf->len, buf, n);
+  wf->len += n;
+  return (ssize_t)n;
+}
+
+ssize_t wfile_write(struct wfile *wf, const void *buf, size_t n) {
+  if (wf->collect)
+    return wfile_append(wf, buf, n);
+  const char *p = buf;
+  size_t left = n;
+  while (left > 0) {
+    int ready = wait_io(wf->fd, POLLOUT, wf->stop_fd, wf->timeout_ms);
+    if (ready == 0)
+      errno = EPIPE; /* the server is stopping: the client will not get the rest */
+    if (ready <= 0)
+      return -1;
+    /* MSG_NOSIGNAL: a client that has gone is EPIPE, not a SIGPIPE that kills us. */
+    ssize_t sent = send(wf->fd, p, left, MSG_NOSIGNAL);
+    if (sent < 0 && errno == EINTR)
+      continue;
+    if (sent < 0)
+      return -1;
+    p += sent;
+    left -= (size_t)sent;
+  }
+  return (ssize_t)n;
+}
+
+/* ---- Request handlers --------------------------------------------------------------- */
+
+int base_request_handler_setup(struct handler *h) {
+  (void)h;
+  return 0;
+}
+
+void base_request_handler_finish(struct handler *h) { (void)h; }
+
+/*
+ * What ends a blocked read or write when the server stops. A sync server's handler runs
+ * inside serve_forever, so it watches the self-pipe; a forked child watches the pipe the
+ * parent closes in server_close. Threads are cut off by shutdown(SHUT_RDWR) instead.
+ */
+static int stop_fd(const struct server *s) {
+  if (s->in_child)
+    return s->children_pipe[0];
+  return s->mode == SERVER_SYNC ? s->wake_pipe[0] : -1;
+}
+
+int stream_request_handler_setup(struct handler *h) {
+  const struct handler_class *hc = h->server->handler;
+  if (hc->disable_nagle_algorithm && !is_unix(h->server)) {
+    int on = 1;
+    setsockopt(h->connection, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  }
+  h->rfile.fd = h->wfile.fd = h->connection;
+  h->rfile.stop_fd = h->wfile.stop_fd = stop_fd(h->server);
+  h->rfile.timeout_ms = h->wfile.timeout_ms = hc->timeout > 0 ? to_ms(hc->timeout) : -1;
+  return 0;
+}
+
+void stream_request_handler_finish(struct handler *h) { (void)h; }
+
+int datagram_request_handler_setup(struct handler *h) {
+  h->rfile.data = h->packet;
+  h->rfile.len = h->packet_len;
+  h->wfile.collect = true;
+  return 0;
+}
+
+/*
+ * Python sends the reply always, even empty, and so do we. Better than Python: a reply
+ * that cannot go out (a Unix client that has gone, gh-152024) is logged, and the server
+ * goes on; MSG_DONTWAIT keeps a client that does not read from blocking the server.
+ */
+void datagram_request_handler_finish(struct handler *h) {
+  struct request *req = h->request;
+  ssize_t n;
+  do
+    n = sendto(h->connection, h->wfile.data ? h->wfile.data : "", h->wfile.len,
+               MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&req->client_address,
+               req->client_address_len);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    fprintf(stderr, "cannot reply to %s: %s\n", h->client_address, strerror(errno));
+}
+
+int request_handler_setup(struct handler *h) {
+  return is_stream(h->server) ? stream_request_handler_setup(h) : datagram_request_handler_setup(h);
+}
+
+void request_handler_finish(struct handler *h) {
+  if (is_stream(h->server))
+    stream_request_handler_finish(h);
+  else
+    datagram_request_handler_finish(h);
+}
+
+/* ---- BaseServer --------------------------------------------------------------------- */
+
+int base_server_server_activate(struct server *s) {
+  (void)s;
+  return 0;
+}
+
+bool base_server_verify_request(struct server *s, struct request *req) {
+  (void)s, (void)req;
+  return true;
+}
+
+/* finish_request: the handler's constructor, setup(); try: handle() finally: finish(). */
+int base_server_finish_request(struct server *s, struct request *req) {
+  const struct handler_class *hc = s->handler;
+  struct handler h = {
+      .server = s,
+      .request = req,
+      .client_address = req->client_name,
+      .connection = req->fd,
+      .packet = req->packet,
+      .packet_len = req->packet_len,
+      .rfile = {.fd = -1, .stop_fd = -1, .timeout_ms = -1},
+      .wfile = {.fd = -1, .stop_fd = -1, .timeout_ms = -1},
+      .user = s->user,
+  };
+  errno = 0;
+  if ((hc->setup ? hc->setup : request_handler_setup)(&h) != 0) {
+    set_error(req, "setup failed", errno);
+    return HANDLER_ERROR; /* as in Python: no finish() when setup() failed */
+  }
+  int status = hc->handle ? hc->handle(&h) : HANDLER_OK;
+  if (status == HANDLER_ERROR && req->error[0] == '\0')
+    set_error(req, "handler failed", errno); /* the errno of the call that failed it */
+  (hc->finish ? hc->finish : request_handler_finish)(&h);
+  free(h.wfile.data); /* the framework's buffer: an override of finish cannot leak it */
+  return status;
+}
+
+/* Sync: the request is handled here, in the serving thread. An error skips
+ * shutdown_request; handle_request_noblock does it after handle_error. */
+int base_server_process_request(struct server *s, struct request *req) {
+  int status = s->ops.finish_request(s, req);
+  if (status != HANDLER_OK)
+    return status;
+  s->ops.shutdown_request(s, req);
+  return HANDLER_OK;
+}
+
+void base_server_shutdown_request(struct server *s, struct request *req) {
+  s->ops.close_request(s, req);
+}
+
+/* In C a request is memory too: close_request is where it is released. */
+void base_server_close_request(struct server *s, struct request *req) {
+  (void)s;
+  free(req);
+}
+
+/* Python's 40 dashes on stderr; where Python prints the traceback, we print why. */
+void base_server_handle_error(struct server *s, struct request *req) {
+  (void)s;
+  flockfile(stderr); /* one block, not interleaved with another thread's */
+  fprintf(stderr,
+          "----------------------------------------\n"
+          "Error occurred during processing of request from %s\n%s\n"
+          "----------------------------------------\n",
+          req->client_name, req->error[0] ? req->error : "handler failed");
+  funlockfile(stderr);
+}
+
+void base_server_handle_timeout(struct server *s) { (void)s; }
+void base_server_service_actions(struct server *s) { (void)s; }
+void base_server_server_close(struct server *s) { (void)s; }
+
+/*
+ * _handle_request_noblock: every request get_request returns reaches shutdown_request
+ * exactly once in the process that owns it; here on refusal (bpo-26309) and on error.
+ */
+int base_server_handle_request_noblock(struct server *s) {
+  struct request *req = s->ops.get_request(s);
+  if (req == NULL) {
+    /* Python ignores this, and spins: the connection stays in the backlog. We log it
+       and leave the listener alone for a moment. */
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+      fprintf(stderr, "accept: %s (pausing for %d ms)\n", strerror(errno), ACCEPT_BACKOFF_MS);
+      s->accepts_paused_until = now() + ACCEPT_BACKOFF_MS / 1000.0;
+    }
+    return 0;
+  }
+  if (!s->ops.verify_request(s, req)) {
+    s->ops.shutdown_request(s, req);
+    return 0;
+  }
+  int status = s->ops.process_request(s, req);
+  if (status == HANDLER_ERROR)
+    s->ops.handle_error(s, req);
+  if (status != HANDLER_OK)
+    s->ops.shutdown_request(s, req);
+  return status == HANDLER_FATAL ? HANDLER_FATAL : 0;
+}
+
+/*
+ * Wait for a request, or (watch_pipe) for a stop request on the self-pipe, at most
+ * timeout_ms. After EMFILE the listener is left out until the pause is over.
+ */
+static int wait_for_request(struct server *s, struct pollfd fds[2], int timeout_ms,
+                            bool watch_pipe) {
+  double pause = s->accepts_paused_until - now();
+  bool paused = pause > 0;
+  if (paused && (timeout_ms < 0 || to_ms(pause) < timeout_ms))
+    timeout_ms = to_ms(pause);
+  fds[0] = (struct pollfd){.fd = watch_pipe ? s->wake_pipe[0] : -1, .events = POLLIN};
+  fds[1] = (struct pollfd){.fd = paused ? -1 : s->ops.fileno(s), .events = POLLIN};
+  int n = poll(fds, 2, timeout_ms); /* poll() ignores negative fds */
+  if (n < 0)
+    fds[0].revents = fds[1].revents = 0; /* EINTR: the caller looks at its flag */
+  return n;
+}
+
+int server_serve_forever(struct server *s, double poll_interval) {
+  pthread_mutex_lock(&s->lock);
+  s->serving = true;
+  s->serving_thread = pthread_self();
+  s->serving_pid = getpid();
+  pthread_mutex_unlock(&s->lock);
+  int status = 0;
+  while (!atomic_load(&s->shutdown_request)) {
+    struct pollfd fds[2];
+    wait_for_request(s, fds, to_ms(poll_interval), true);
+    if (fds[0].revents) /* the self-pipe: a stop, maybe from a forked child */
+      atomic_store(&s->shutdown_request, 1);
+    if (atomic_load(&s->shutdown_request))
+      break; /* bpo-35017: nothing is accepted after shutdown() */
+    if (fds[1].revents)
+      status = base_server_handle_request_noblock(s);
+    if (status == HANDLER_FATAL)
+      break;
+    s->ops.service_actions(s);
+  }
+  char drain[64];
+  while (read(s->wake_pipe[0], drain, sizeof drain) > 0)
+    continue;
+  atomic_store(&s->shutdown_request, 0);
+  pthread_mutex_lock(&s->lock);
+  s->serving = false;
+  pthread_cond_broadcast(&s->changed);
+  pthread_mutex_unlock(&s->lock);
+  return status;
+}
+
+int server_handle_request(struct server *s) {
+  double deadline = now() + s->timeout;
+  for (;;) {
+    double left = s->timeout < 0 ? -1 : deadline - now();
+    if (s->timeout >= 0 && left < 0) {
+      s->ops.handle_timeout(s);
+      return 0;
+    }
+    struct pollfd fds[2];
+    if (wait_for_request(s, fds, to_ms(left), false) > 0 && fds[1].revents)
+      return base_server_handle_request_noblock(s);
+  }
+}
+
+void server_shutdown_from_signal(struct server *s) {
+  int saved_errno = errno;
+  atomic_store(&s->shutdown_request, 1);
+  ssize_t n = write(s->wake_pipe[1], "x", 1); /* full pipe: a byte is there already */
+  (void)n;
+  errno = saved_errno;
+}
+
+void server_shutdown(struct server *s) {
+  server_shutdown_from_signal(s);
+  pthread_mutex_lock(&s->lock);
+  /* Python deadlocks when the serving thread calls shutdown(); we only ask. */
+  while (s->serving && s->serving_pid == getpid() &&
+         !pthread_equal(s->serving_thread, pthread_self()))
+    pthread_cond_wait(&s->changed, &s->lock);
+  pthread_mutex_unlock(&s->lock);
+}
+
+static void on_stop_signal(int signo) {
+  (void)signo;
+  struct server *s = atomic_load(&signal_target);
+  if (s != NULL)
+    server_shutdown_from_signal(s);
+}
+
+/* No SA_RESTART: poll() returns EINTR either way; the self-pipe does the waking. */
+int server_shutdown_on_signals(struct server *s) {
+  struct sigaction action = {.sa_handler = on_stop_signal};
+  sigemptyset(&action.sa_mask);
+  if (atomic_exchange(&signal_target, s) == NULL &&
+      (sigaction(SIGINT, &action, &saved_actions[0]) < 0 ||
+       sigaction(SIGTERM, &action, &saved_actions[1]) < 0))
+    return -1;
+  return 0;
+}
+
+/* server_free: the signals do again what they did before. */
+static void restore_signals(struct server *s) {
+  struct server *expected = s;
+  if (atomic_compare_exchange_strong(&signal_target, &expected, NULL)) {
+    sigaction(SIGINT, &saved_actions[0], NULL);
+    sigaction(SIGTERM, &saved_actions[1], NULL);
+  }
+}
+
+/* ---- TCPServer, UnixStreamServer ---------------------------------------------------- */
+
+int tcp_server_server_bind(struct server *s) {
+  int on = 1;
+  if (s->allow_reuse_address)
+    setsockopt(s->socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+#ifdef SO_REUSEPORT
+  /* Linux answers EOPNOTSUPP for Unix sockets (gh-128916): inet only. */
+  if (s->allow_reuse_port && !is_unix(s))
+    setsockopt(s->socket, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+#endif
+  if (bind(s->socket, (struct sockaddr *)&s->server_address, s->server_address_len) < 0)
+    return -1;
+  s->unix_path_bound = is_unix(s);
+  s->server_address_len = sizeof s->server_address;
+  if (getsockname(s->socket, (struct sockaddr *)&s->server_address, &s->server_address_len) < 0)
+    return -1;
+  format_address(&s->server_address, s->server_address_len, s->server_address_name);
+  return 0;
+}
+
+int tcp_server_server_activate(struct server *s) {
+  return listen(s->socket, s->request_queue_size);
+}
+
+/* A request with room for a packet of PACKET_SIZE bytes. */
+static struct request *new_request(int fd, const struct sockaddr_storage *addr, socklen_t len,
+                                   size_t packet_size) {
+  struct request *req = calloc(1, sizeof *req + packet_size);
+  if (req == NULL)
+    return NULL;
+  req->fd = fd;
+  memcpy(&req->client_address, addr, len);
+  req->client_address_len = len;
+  format_address(addr, len, req->client_name);
+  return req;
+}
+
+struct request *tcp_server_get_request(struct server *s) {
+  struct sockaddr_storage addr;
+  socklen_t len = sizeof addr;
+  int fd;
+  do
+    fd = accept(s->socket, (struct sockaddr *)&addr, &len);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0)
+    return NULL; /* EAGAIN: the client left between poll() and accept() */
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); /* BSD inherits it; we block */
+  struct request *req = new_request(fd, &addr, len, 0);
+  if (req == NULL)
+    close(fd);
+  return req;
+}
+
+/* Send the FIN now: another copy of the descriptor (a forked child's) would delay it. */
+void tcp_server_shutdown_request(struct server *s, struct request *req) {
+  shutdown(req->fd, SHUT_WR); /* ENOTCONN when the client has gone: nothing to do */
+  s->ops.close_request(s, req);
+}
+
+void tcp_server_close_request(struct server *s, struct request *req) {
+  close(req->fd);
+  base_server_close_request(s, req);
+}
+
+/* Better than Python: the path this server bound is removed, so a restart can bind it. */
+void tcp_server_server_close(struct server *s) {
+  close_fd(&s->socket);
+  if (s->unix_path_bound && !s->in_child)
+    unlink(((struct sockaddr_un *)&s->server_address)->sun_path);
+  s->unix_path_bound = false;
+}
+
+int tcp_server_fileno(struct server *s) { return s->socket; }
+
+/* ---- UDPServer, UnixDatagramServer -------------------------------------------------- */
+
+/* recvfrom(max_packet_size), except that a longer datagram is seen (MSG_TRUNC) and
+ * dropped with a log line, where Python cuts it silently. */
+struct request *udp_server_get_request(struct server *s) {
+  struct sockaddr_storage addr = {.ss_family = AF_UNSPEC}; /* an unbound sender: no name */
+  struct iovec iov = {.iov_base = s->packet_buffer, .iov_len = s->max_packet_size};
+  struct msghdr msg = {
+      .msg_name = &addr, .msg_namelen = sizeof addr, .msg_iov = &iov, .msg_iovlen = 1};
+  ssize_t n;
+  do
+    n = recvmsg(s->socket, &msg, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return NULL;
+  struct request *req = new_request(s->socket, &addr, msg.msg_namelen, (size_t)n);
+  if (req != NULL && (msg.msg_flags & MSG_TRUNC)) {
+    fprintf(stderr, "datagram from %s longer than %zu bytes: dropped\n", req->client_name,
+            s->max_packet_size);
+    free(req);
+    errno = EMSGSIZE;
+    return NULL;
+  }
+  if (req != NULL) {
+    memcpy(req->packet, s->packet_buffer, (size_t)n);
+    req->packet_len = (size_t)n;
+  }
+  return req;
+}
+
+/* ---- ThreadingMixIn ----------------------------------------------------------------- */
+
+/* Join the threads that have ended (bpo-37193: the registry must not grow). */
+static void join_workers(struct server *s, bool all) {
+  struct worker *done = NULL;
+  pthread_mutex_lock(&s->lock);
+  for (struct worker **p = &s->workers; *p != NULL;) {
+    struct worker *w = *p;
+    if (all || w->finished) {
+      *p = w->next;
+      w->next = done;
+      done = w;
+      s->worker_count--;
+    } else {
+      p = &w->next;
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  while (done != NULL) {
+    struct worker *w = done;
+    done = w->next;
+    pthread_join(w->thread, NULL);
+    free(w);
+  }
+}
+
+/* Better than Python (bpo-40305): a handler blocked in recv cannot hang server_close. */
+static void cut_connections(struct server *s) {
+  pthread_mutex_lock(&s->lock);
+  for (struct worker *w = s->workers; w != NULL; w = w->next)
+    if (w->connection >= 0)
+      shutdown(w->connection, SHUT_RDWR); /* the handler reads end of stream */
+  pthread_mutex_unlock(&s->lock);
+}
+
+void threading_mixin_process_request_thread(struct server *s, struct request *req) {
+  if (s->ops.finish_request(s, req) == HANDLER_ERROR)
+    s->ops.handle_error(s, req);
+  /* HANDLER_FATAL, Python's SystemExit in a thread: the thread ends, quietly. */
+  if (current_worker != NULL) { /* before the close: the number may be reused at once */
+    pthread_mutex_lock(&s->lock);
+    current_worker->connection = -1;
+    pthread_mutex_unlock(&s->lock);
+  }
+  s->ops.shutdown_request(s, req);
+}
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  struct server *s = w->server;
+  snprintf(thread_name, sizeof thread_name, "%s", w->name);
+  char short_name[16]; /* the kernel keeps 15 characters */
+  snprintf(short_name, sizeof short_name, "%.15s", w->name);
+  pthread_setname_np(pthread_self(), short_name);
+  current_worker = w;
+  threading_mixin_process_request_thread(s, w->request);
+  pthread_mutex_lock(&s->lock);
+  w->finished = true; /* joined at the next request or poll tick */
+  pthread_mutex_unlock(&s->lock);
+  return NULL;
+}
+
+int threading_mixin_process_request(struct server *s, struct request *req) {
+  join_workers(s, false);
+  struct worker *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    set_error(req, "cannot start a thread", errno);
+    return HANDLER_ERROR;
+  }
+  w->server = s;
+  w->request = req;
+  w->connection = is_stream(s) ? req->fd : -1;
+  snprintf(w->name, sizeof w->name, "Thread-%lu", atomic_fetch_add(&thread_counter, 1) + 1);
+  /* Registered only once it runs (Python appends first), under the lock so the thread
+     cannot finish before it is in the registry. */
+  pthread_mutex_lock(&s->lock);
+  int rc = pthread_create(&w->thread, NULL, worker_main, w);
+  if (rc == 0) {
+    w->next = s->workers;
+    s->workers = w;
+    s->worker_count++;
+  }
+  pthread_mutex_unlock(&s->lock);
+  if (rc != 0) {
+    free(w);
+    set_error(req, "cannot start a thread", rc);
+    return HANDLER_ERROR; /* handle_error, then shutdown_request closes it once */
+  }
+  return HANDLER_OK;
+}
+
+void threading_mixin_service_actions(struct server *s) { join_workers(s, false); }
+
+void threading_mixin_server_close(struct server *s) {
+  tcp_server_server_close(s);
+  if (s->block_on_close && !s->daemon_threads) {
+    cut_connections(s);
+    join_workers(s, true);
+  }
+}
+
+size_t server_thread_count(struct server *s) {
+  pthread_mutex_lock(&s->lock);
+  size_t n = s->worker_count;
+  pthread_mutex_unlock(&s->lock);
+  return n;
+}
+
+const char *current_thread_name(void) { return thread_name[0] ? thread_name : "MainThread"; }
+
+/* ---- ForkingMixIn ------------------------------------------------------------------- */
+
+/* Linux: the number of threads in this process, from /proc; 1 where we cannot tell. */
+static long threads_in_process(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  long n = 1;
+  char line[128];
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    if (sscanf(line, "Threads: %ld", &n) == 1)
+      break;
+  if (f != NULL)
+    fclose(f);
+  return n;
+}
+
+static void forget_child(struct server *s, size_t i) {
+  s->active_children[i] = s->active_children[--s->child_count];
+}
+
+/*
+ * Reap our children. Only at max_children does it wait for any child (waitpid(-1)), as
+ * Python does, and that can reap a child the program forked itself; otherwise it asks
+ * for our own pids only, so the program's children keep their exit status.
+ */
+void forking_mixin_collect_children(struct server *s, bool blocking) {
+  while (s->child_count > 0 && s->child_count >= s->max_children) {
+    pid_t pid = waitpid(-1, NULL, 0);
+    if (pid > 0) {
+      for (size_t i = 0; i < s->child_count; i++)
+        if (s->active_children[i] == pid)
+          forget_child(s, i);
+    } else if (errno == ECHILD) {
+      s->child_count = 0;
+    } else if (errno != EINTR || atomic_load(&s->shutdown_request)) {
+      break; /* a stop request interrupts the wait */
+    }
+  }
+  for (size_t i = s->child_count; i-- > 0;) {
+    pid_t pid;
+    do
+      pid = waitpid(s->active_children[i], NULL, blocking ? 0 : WNOHANG);
+    while (pid < 0 && errno == EINTR);
+    if (pid > 0 || (pid < 0 && errno == ECHILD))
+      forget_child(s, i);
+  }
+}
+
+void forking_mixin_handle_timeout(struct server *s) { forking_mixin_collect_children(s, false); }
+void forking_mixin_service_actions(struct server *s) { forking_mixin_collect_children(s, false); }
+
+/* The child: handle the one request, then _exit, never back into the server's loop. */
+static void serve_in_child(struct server *s, struct request *req) {
+  s->in_child = true;
+  close_fd(&s->children_pipe[1]); /* else the parent's close could never end our reads */
+  if (is_stream(s))
+    close_fd(&s->socket); /* datagram children reply through the server socket */
+  snprintf(thread_name, sizeof thread_name, "Process-%ld", (long)getpid());
+  int status = 1;
+  int result = s->ops.finish_request(s, req);
+  if (result == HANDLER_OK)
+    status = 0;
+  else if (result == HANDLER_ERROR)
+    s->ops.handle_error(s, req);
+  s->ops.shutdown_request(s, req);
+  close_fd(&s->socket);
+  close_pipes(s);
+  fflush(NULL); /* _exit does not flush, and the parent flushed before fork */
+  _exit(status);
+}
+
+int forking_mixin_process_request(struct server *s, struct request *req) {
+  long threads = threads_in_process();
+  if (threads > 1) { /* the child could inherit a lock held by another thread (gh-100228) */
+    snprintf(req->error, sizeof req->error, "fork refused: the process runs %ld threads", threads);
+    return HANDLER_ERROR;
+  }
+  if (s->child_count == s->child_capacity) {
+    size_t cap = s->child_capacity ? 2 * s->child_capacity : 16;
+    pid_t *pids = realloc(s->active_children, cap * sizeof *pids);
+    if (pids == NULL) {
+      set_error(req, "fork", errno);
+      return HANDLER_ERROR;
+    }
+    s->active_children = pids;
+    s->child_capacity = cap;
+  }
+  fflush(NULL); /* or the child would print our buffered output again */
+  pid_t pid = fork();
+  if (pid < 0) {
+    set_error(req, "fork", errno);
+    return HANDLER_ERROR;
+  }
+  if (pid == 0)
+    serve_in_child(s, req);
+  s->active_children[s->child_count++] = pid;
+  s->ops.close_request(s, req); /* close, not shutdown: the child owns the connection */
+  return HANDLER_OK;
+}
+
+/* Closing the children's pipe ends their reads (end of stream), so waiting is short. */
+void forking_mixin_server_close(struct server *s) {
+  tcp_server_server_close(s);
+  if (s->block_on_close)
+    close_fd(&s->children_pipe[1]);
+  forking_mixin_collect_children(s, s->block_on_close);
+}
+
+size_t server_active_children(struct server *s) { return s->child_count; }
+
+/* ---- Construction and the end of the `with` block ----------------------------------- */
+
+static void set_class_ops(struct server *s) {
+  s->ops = (struct server_ops){
+      .server_bind = tcp_server_server_bind,
+      .server_activate = is_stream(s) ? tcp_server_server_activate : base_server_server_activate,
+      .get_request = is_stream(s) ? tcp_server_get_request : udp_server_get_request,
+      .verify_request = base_server_verify_request,
+      .process_request = base_server_process_request,
+      .finish_request = base_server_finish_request,
+      .shutdown_request = is_stream(s) ? tcp_server_shutdown_request : base_server_shutdown_request,
+      .close_request = is_stream(s) ? tcp_server_close_request : base_server_close_request,
+      .handle_error = base_server_handle_error,
+      .handle_timeout = base_server_handle_timeout,
+      .service_actions = base_server_service_actions,
+      .server_close = tcp_server_server_close,
+      .fileno = tcp_server_fileno,
+  };
+  if (s->mode == SERVER_THREADING) { /* the mix-in comes first, as in Python's bases */
+    s->ops.process_request = threading_mixin_process_request;
+    s->ops.service_actions = threading_mixin_service_actions;
+    s->ops.server_close = threading_mixin_server_close;
+  } else if (s->mode == SERVER_FORKING) {
+    s->ops.process_request = forking_mixin_process_request;
+    s->ops.service_actions = forking_mixin_service_actions;
+    s->ops.handle_timeout = forking_mixin_handle_timeout;
+    s->ops.server_close = forking_mixin_server_close;
+  }
+}
+
+struct server *server_new_unbound(enum server_kind kind, enum server_mode mode, const char *address,
+                                  const struct handler_class *handler, void *user) {
+  struct server *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return NULL;
+  s->handler = handler;
+  s->user = user;
+  s->kind = kind;
+  s->mode = mode;
+  s->socket_type = kind == SERVER_TCP || kind == SERVER_UNIX_STREAM ? SOCK_STREAM : SOCK_DGRAM;
+  s->address_family = kind == SERVER_UNIX_STREAM || kind == SERVER_UNIX_DGRAM ? AF_UNIX : AF_INET;
+  s->socket = s->wake_pipe[0] = s->wake_pipe[1] = s->children_pipe[0] = s->children_pipe[1] = -1;
+  s->timeout = mode == SERVER_FORKING ? 300 : SERVER_NO_TIMEOUT;
+  s->request_queue_size = SOMAXCONN;
+  s->max_packet_size = 8192;
+  s->block_on_close = true;
+  s->max_children = 40;
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->changed, NULL);
+  set_class_ops(s);
+  if (resolve_address(s, address) < 0 || open_pipe(s->wake_pipe) < 0 ||
+      (mode == SERVER_FORKING && open_pipe(s->children_pipe) < 0) ||
+      (!is_stream(s) && (s->packet_buffer = malloc(s->max_packet_size)) == NULL) ||
+      (s->socket = socket(s->address_family, s->socket_type, 0)) < 0) {
+    int saved_errno = errno;
+    server_free(s);
+    errno = saved_errno;
+    return NULL;
+  }
+  /* Non-blocking listener: a client that resets between poll() and accept() must not
+     leave us blocked in accept(), deaf to shutdown. */
+  set_flag(s->socket, is_stream(s) ? O_NONBLOCK : 0);
+  return s;
+}
+
+int server_bind_and_activate(struct server *s) {
+  if (!is_stream(s)) { /* max_packet_size may have changed since server_new_unbound */
+    char *buffer = realloc(s->packet_buffer, s->max_packet_size);
+    if (buffer == NULL)
+      return -1;
+    s->packet_buffer = buffer;
+  }
+  if (s->ops.server_bind(s) == 0 && s->ops.server_activate(s) == 0)
+    return 0;
+  int saved_errno = errno;
+  s->ops.server_close(s); /* bpo-22435: a failed constructor leaks nothing */
+  errno = saved_errno;
+  return -1;
+}
+
+struct server *server_new(enum server_kind kind, enum server_mode mode, const char *address,
+                          const struct handler_class *handler, void *user) {
+  struct server *s = server_new_unbound(kind, mode, address, handler, user);
+  if (s != NULL && server_bind_and_activate(s) < 0) {
+    int saved_errno = errno;
+    server_free(s);
+    errno = saved_errno;
+    return NULL;
+  }
+  return s;
+}
+
+void server_close(struct server *s) { s->ops.server_close(s); }
+int server_fileno(struct server *s) { return s->ops.fileno(s); }
+
+void server_free(struct server *s) {
+  if (s == NULL)
+    return;
+  restore_signals(s);
+  s->ops.server_close(s);
+  cut_connections(s); /* threads server_close did not wait for: memory goes away now */
+  join_workers(s, true);
+  close_pipes(s);
+  pthread_mutex_destroy(&s->lock);
+  pthread_cond_destroy(&s->changed);
+  free(s->active_children);
+  free(s->packet_buffer);
+  free(s);
+}
