@@ -150,8 +150,8 @@ exchange() {
 
 # every_byte FILE - write the 256 byte values, 0 to 255, into FILE.
 every_byte() {
-  local i
-  for i in $(seq 0 255); do printf "\\$(printf %03o "$i")"; done >"$1"
+  # shellcheck disable=SC2046 # one format of 256 octal escapes, word-split on purpose
+  printf "$(printf '\\%03o' $(seq 0 255))" >"$1"
 }
 
 # upper_case_of FILE - what the upper-case echo protocol answers to FILE's bytes.
