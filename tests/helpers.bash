@@ -52,7 +52,7 @@ start_server() {
   if [ "${VALGRIND:-0}" = 1 ]; then
     runner=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect
       --errors-for-leak-kinds=definite,indirect --error-exitcode=$VALGRIND_STATUS
-      --trace-children=yes --child-silent-after-fork=no
+      --trace-children=yes --child-silent-after-fork=no --track-fds=yes
       --log-file="$VALGRIND_LOG.%p")
   fi
   # 3>&-: bats waits for every holder of fd 3, so a server must not inherit it.
@@ -108,10 +108,13 @@ server_gone() {
   ! kill -0 "$SERVER_PID" 2>/dev/null || [ "$(ps -o stat= -p "$SERVER_PID")" = Z ]
 }
 
-# valgrind_clean - no error summary with errors and no leak in any process's log.
+# valgrind_clean - in no process's log an error, a leak, or a descriptor the program
+# opened and left open at exit (those it inherited are listed as "<inherited ...>").
 valgrind_clean() {
   ! grep -qE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]|indirectly lost: [1-9]' \
-    "$VALGRIND_LOG".* 2>/dev/null
+    "$VALGRIND_LOG".* 2>/dev/null &&
+    ! grep -A1 -E '== Open (file descriptor|AF_)' "$VALGRIND_LOG".* 2>/dev/null |
+    grep -qE '==[0-9]+==    at '
 }
 
 report_valgrind() {
