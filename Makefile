@@ -32,6 +32,7 @@ DEMOS := $(patsubst tests/demo/%.sh,%,$(sort $(wildcard tests/demo/step[1-6].sh)
 # Every suite runs once as it is, then the servers' suites again under valgrind.
 SUITES := $(sort $(wildcard tests/*.bats))
 VALGRIND_SUITES := tests/contract.bats $(sort $(wildcard tests/step*.bats))
+HELGRIND_SUITES := $(wildcard tests/step4.bats)
 
 .PHONY: all deps test test-plain test-valgrind clean $(DEMOS)
 
@@ -60,6 +61,7 @@ test-plain: all $(STEP6_UNIT_TESTS)
 
 test-valgrind: all
 	VALGRIND=1 bats $(VALGRIND_SUITES)
+	VALGRIND=1 VALGRIND_TOOL=helgrind bats $(HELGRIND_SUITES)
 
 clean:
 	rm -f $(SERVERS) tests/client $(FIXTURES) $(STEP6_CLEAN)

@@ -49,7 +49,11 @@ start_server() {
   SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
   VALGRIND_LOG="$BATS_TEST_TMPDIR/valgrind"
   local runner=()
-  if [ "${VALGRIND:-0}" = 1 ]; then
+  if [ "${VALGRIND:-0}" = 1 ] && [ -n "${VALGRIND_TOOL:-}" ]; then
+    # A thread checker (VALGRIND_TOOL=helgrind): any report fails the test.
+    runner=(valgrind --quiet --tool="$VALGRIND_TOOL" --error-exitcode=$VALGRIND_STATUS
+      --log-file="$VALGRIND_LOG.%p")
+  elif [ "${VALGRIND:-0}" = 1 ]; then
     runner=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect
       --errors-for-leak-kinds=definite,indirect --error-exitcode=$VALGRIND_STATUS
       --trace-children=yes --child-silent-after-fork=no --track-fds=yes

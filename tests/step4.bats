@@ -1,0 +1,236 @@
+#!/usr/bin/env bats
+# Step 4: an accept loop that polls with a timeout, and a thread per client.
+
+load helpers
+
+# STEP4=PATH runs the suite against another build (a sanitizer build, a broken copy).
+STEP4=${STEP4:-$LAB/step4_threading/server}
+
+# chat_open NAME - a chat client that stays connected, reading its lines from a fifo the
+# test keeps open: `chat_say NAME LINE` sends one. Its output is in $BATS_TEST_TMPDIR/NAME.out.
+CHAT_FDS=""
+chat_open() {
+  local name=$1 fd
+  mkfifo "$BATS_TEST_TMPDIR/$name.in"
+  # The other clients' fifo ends are closed in this one: a fifo held open by someone
+  # else would never give its reader the end of input.
+  (
+    for fd in $CHAT_FDS ${HOLDER_FDS:-}; do eval "exec $fd>&-"; done
+    exec "$CLIENT" --port "$SERVER_PORT" chat
+  ) <"$BATS_TEST_TMPDIR/$name.in" >"$BATS_TEST_TMPDIR/$name.out" 2>&1 3>&- &
+  exec {fd}>"$BATS_TEST_TMPDIR/$name.in"
+  printf -v "CHAT_FD_$name" %s "$fd"
+  CHAT_FDS+=" $fd"
+}
+
+chat_say() {
+  local fd_var="CHAT_FD_$1"
+  printf '%s\n' "$2" >&"${!fd_var}"
+}
+
+# output_of NAME PATTERN - the client NAME has printed a line matching PATTERN.
+output_of() { grep -qE -- "$2" "$BATS_TEST_TMPDIR/$1.out"; }
+
+# local_port NAME - the port a held client connected from.
+local_port() { sed -n 's/^connected from .*://p' "$BATS_TEST_TMPDIR/$1.out"; }
+
+# Where the server's threads wait, from /proc/PID/task/TID/syscall (its first field is
+# the number of the system call the thread is blocked in).
+case $(uname -m) in
+x86_64) SYS_POLL=7 SYS_SENDTO=44 ;;
+aarch64) SYS_POLL=73 SYS_SENDTO=206 ;; # ppoll: aarch64 has no poll
+*) SYS_POLL= SYS_SENDTO= ;;
+esac
+need_syscall_numbers() { [ -n "$SYS_POLL" ] || skip "no syscall numbers for $(uname -m)"; }
+main_thread_in_poll() { grep -q "^$SYS_POLL " "/proc/$SERVER_PID/task/$SERVER_PID/syscall"; }
+a_thread_in_send() { cat "/proc/$SERVER_PID/task/"*/syscall 2>/dev/null | grep -q "^$SYS_SENDTO "; }
+
+# stuck_in_send - a thread is in send() and the log has not grown, five looks in a row:
+# the client's buffers are full and the thread is not merely waiting for one to drain.
+STUCK_LOOKS=0
+LOG_LINES=-1
+stuck_in_send() {
+  local lines
+  lines=$(wc -l <"$SERVER_LOG")
+  if a_thread_in_send && [ "$lines" = "$LOG_LINES" ]; then
+    STUCK_LOOKS=$((STUCK_LOOKS + 1))
+  else
+    STUCK_LOOKS=0
+  fi
+  LOG_LINES=$lines
+  [ "$STUCK_LOOKS" -ge 5 ]
+}
+
+threads_are() { [ "$(server_threads)" = "$1" ]; }
+fds_are() { [ "$(server_fds)" = "$1" ]; }
+now_ms() { date +%s%3N; }
+
+@test "step 4: --help names --poll-interval and exits 0" {
+  run --separate-stderr "$STEP4" --help
+  assert_success
+  assert_output --partial "--poll-interval SECONDS"
+  for option in --host --port --help; do assert_output --partial -- "$option"; done
+}
+
+@test "step 4: a bad option, a bad --poll-interval or a stray argument exits 2 with the usage" {
+  for args in "--bogus" "--poll-interval" "--poll-interval 0" "--poll-interval -1" \
+    "--poll-interval abc" "--poll-interval 0.5s" "--poll-interval nan" \
+    "--poll-interval 1e9" "--port 0 stray"; do
+    run --separate-stderr "$STEP4" $args
+    [ "$status" -eq 2 ] || fail "$args: exit $status"
+    [[ $stderr == *"usage: "*"--poll-interval"* ]] || fail "$args: no usage on stderr: $stderr"
+    [ -z "$output" ] || fail "$args: served or wrote to stdout: $output"
+  done
+}
+
+@test "step 4: 100 clients at once, 20 messages each, every reply correct" {
+  start_server "$STEP4"
+  # An idle client holds a thread of its own the whole time: one client at a time
+  # (step 2) would never get to the hundred.
+  hold_open idle
+  run --separate-stderr client bench -c 100 -n 20 -s 64 --timeout $((10 * DEADLINE_SCALE))
+  [ "$status" -eq 0 ] || fail "bench exit $status: $output $stderr"
+  [[ $output == *"connections=100 messages=2000 "*" errors=0 "* ]] || fail "summary: $output"
+  wait_for_log "^Thread-101: 127\.0\.0\.1:[0-9]+ disconnected$"
+  release idle
+  stop_server
+}
+
+@test "step 4: threads are named Thread-1, Thread-2, ... in accept order, in the log and in /proc" {
+  start_server "$STEP4"
+  # The clients connect one after the other, and the kernel's backlog is first in,
+  # first out: whatever the server's timing, accept order is connect order.
+  hold_open a
+  hold_open b
+  hold_open c
+  wait_for_log "^Thread-3: .* connected$"
+  local name port n
+  for name in a b c; do
+    port=$(local_port "$name")
+    case $name in a) n=1 ;; b) n=2 ;; c) n=3 ;; esac
+    grep -qx "Thread-$n: 127\.0\.0\.1:$port connected" "$SERVER_LOG" ||
+      fail "client $name (port $port) is not Thread-$n: $(cat "$SERVER_LOG")"
+  done
+  # pthread_setname_np: ps -L and /proc show the names too (the main thread keeps the
+  # program's name, which is valgrind's under VALGRIND=1).
+  assert_equal "$(server_threads)" 4
+  run sort "/proc/$SERVER_PID/task/"*/comm
+  assert_line --index 0 Thread-1
+  assert_line --index 1 Thread-2
+  assert_line --index 2 Thread-3
+  # The thread names its own lines.
+  chat_open d
+  chat_say d "who serves me?"
+  wait_until 5 output_of d "recv from server: WHO SERVES ME\?"
+  wait_for_log "^Thread-4: 127\.0\.0\.1:[0-9]+ wrote: who serves me\?$"
+  stop_server
+}
+
+@test "step 4: a thread appears with each client and is gone after it" {
+  start_server "$STEP4"
+  assert_equal "$(server_threads)" 1
+  hold_open a
+  wait_until 5 threads_are 2
+  hold_open b
+  hold_open c
+  wait_until 5 threads_are 4
+  release b
+  wait_until 5 threads_are 3
+  release a
+  release c
+  wait_until 5 threads_are 1
+  wait_for_log "^Thread-3: .* disconnected$"
+  stop_server
+}
+
+@test "step 4: finished threads are joined: serving 200 clients does not grow the server" {
+  start_server "$STEP4"
+  client <<<"warm up" >/dev/null
+  wait_until 5 threads_are 1
+  local before after i
+  before=$(awk '/^VmSize:/ {print $2}' "/proc/$SERVER_PID/status")
+  for i in $(seq 200); do client hold </dev/null >/dev/null; done
+  wait_for_log "^Thread-201: .* disconnected$" 10
+  wait_until 5 threads_are 1
+  # An unjoined thread keeps its stack (8 MiB by default) mapped; allow a few in flight.
+  after=$(awk '/^VmSize:/ {print $2}' "/proc/$SERVER_PID/status")
+  [ "$after" -le $((before + 64 * 1024)) ] || fail "VmSize grew from $before kB to $after kB"
+  stop_server
+}
+
+@test "step 4: SIGTERM with idle clients connected: exit 0 within two seconds, clients see EOF" {
+  start_server "$STEP4"
+  local name
+  for name in a b c; do
+    chat_open "$name"
+    chat_say "$name" "hello from $name"
+    wait_until 5 output_of "$name" "recv from server: HELLO FROM ${name^^}"
+  done
+  wait_until 5 threads_are 4
+  local started elapsed
+  started=$(now_ms)
+  stop_server TERM
+  elapsed=$(($(now_ms) - started))
+  [ "$elapsed" -le $((2000 * DEADLINE_SCALE)) ] || fail "SIGTERM took $elapsed ms"
+  # The server shut each session's socket down: its thread saw the end of the stream.
+  run grep -c "disconnected$" "$SERVER_LOG"
+  assert_output 3
+  for name in a b c; do
+    chat_say "$name" "anyone there?"
+    wait_until 5 output_of "$name" "^server closed the connection$"
+  done
+}
+
+@test "step 4: the stop signals go to the main thread: it leaves poll() at once, whatever the interval" {
+  need_syscall_numbers
+  start_server "$STEP4" --poll-interval 3600
+  hold_open a
+  hold_open b
+  wait_until 5 threads_are 3
+  wait_until 5 main_thread_in_poll
+  local started elapsed
+  started=$(now_ms)
+  stop_server TERM
+  elapsed=$(($(now_ms) - started))
+  [ "$elapsed" -le $((2000 * DEADLINE_SCALE)) ] || fail "SIGTERM took $elapsed ms"
+}
+
+@test "step 4: SIGTERM wakes a thread blocked in send to a client that does not read" {
+  need_syscall_numbers
+  start_server "$STEP4"
+  local fd
+  exec {fd}<>"/dev/tcp/$SERVER_HOST/$SERVER_PORT"
+  # Send without reading: the replies fill both socket buffers and the server's thread
+  # blocks in send(); then this writer blocks too.
+  head -c 64M /dev/zero >&"$fd" 2>/dev/null 3>&- &
+  wait_for_log "^Thread-1: .* wrote: " 10
+  wait_until 10 stuck_in_send
+  stop_server TERM
+  # The shutdown made the blocked send fail (EPIPE, which step 2's code logs as a
+  # reset); a shutdown of the reading side alone would have left it blocked.
+  run tail -n 1 "$SERVER_LOG"
+  assert_output --regexp "^Thread-1: 127\.0\.0\.1:[0-9]+ reset$"
+  exec {fd}>&-
+}
+
+@test "step 4: a client's reset is logged and the server goes on serving" {
+  start_server "$STEP4"
+  client --reset hold </dev/null
+  wait_for_log "^Thread-1: 127\.0\.0\.1:[0-9]+ reset$"
+  run client <<<"next"
+  assert_output "recv from server: NEXT"
+  wait_until 5 threads_are 1
+  stop_server
+}
+
+@test "step 4: no descriptor leak: after 100 clients the count is back to its baseline" {
+  start_server "$STEP4"
+  local baseline i
+  baseline=$(server_fds)
+  for i in $(seq 50); do client <<<"message $i" >/dev/null; done
+  for i in $(seq 25); do client --reset hold </dev/null >/dev/null; done
+  for i in $(seq 25); do client hold </dev/null >/dev/null; done
+  wait_for_log "^Thread-100: .* (disconnected|reset)$" 10
+  wait_until 5 fds_are "$baseline"
+  stop_server
+}
