@@ -43,6 +43,10 @@ wait_for() {
 # start_server BIN [ARGS...] - start a server on a free port and wait for its ready line.
 start_server() {
   printf '$ %s\n' "$*"
+  # A demo may run one server after another: the last one's log must be gone before
+  # the wait below looks for a ready line (the background redirection comes too late).
+  : >"$DEMO_DIR/server.log"
+  LOG_SHOWN=0
   "$@" --port 0 </dev/null >"$DEMO_DIR/server.log" 2>&1 &
   SERVER_PID=$!
   wait_for 10 grep -q '^serving on ' "$DEMO_DIR/server.log"
@@ -61,6 +65,30 @@ show_log() {
   total=$(wc -l <"$DEMO_DIR/server.log")
   sed -n "$((LOG_SHOWN + 1)),${total}p" "$DEMO_DIR/server.log" | sed 's/^/server| /'
   LOG_SHOWN=$total
+}
+
+# next_log_line PATTERN - the number of the first line not shown yet that matches PATTERN.
+next_log_line() {
+  awk -v from=$((LOG_SHOWN + 1)) -v pattern="$1" 'NR >= from && $0 ~ pattern {print NR; exit}' \
+    "$DEMO_DIR/server.log"
+}
+has_next_log_line() { [ -n "$(next_log_line "$1")" ]; }
+
+# show_log_through PATTERN - wait for a line matching PATTERN, then print the lines not
+# shown yet up to it; any after it wait for the next show_log.
+show_log_through() {
+  wait_for 10 has_next_log_line "$1"
+  local upto
+  upto=$(next_log_line "$1")
+  sed -n "$((LOG_SHOWN + 1)),${upto}p" "$DEMO_DIR/server.log" | sed 's/^/server| /'
+  LOG_SHOWN=$upto
+}
+
+# skip_log_through PATTERN - the same, printing nothing: for a line whose wording
+# depends on timing, which the narration then explains.
+skip_log_through() {
+  wait_for 10 has_next_log_line "$1"
+  LOG_SHOWN=$(next_log_line "$1")
 }
 
 # stop_server [SIGNAL] - stop the server and say how it ended.
@@ -95,6 +123,7 @@ start_background() {
   local name=$1
   shift
   mkfifo "$DEMO_DIR/$name.in"
+  : >"$DEMO_DIR/$name.out" # there before the client's own redirection: output_has reads it
   printf '$ %s   (%s, in the background)\n' "$*" "$name"
   # The other clients' fifo ends are closed in this one: a fifo held open by someone
   # else would never give its reader the end of input.

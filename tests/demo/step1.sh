@@ -15,7 +15,7 @@ blank
 say "Client A connects and says nothing: the server waits in recv() for it."
 start_background A tests/client --port "$PORT" hold
 show_output A "connected from"
-show_log "connected"
+show_log " connected$" 2
 say "Client B connects too (the kernel's backlog takes it) and sends a message."
 start_background B tests/client --port "$PORT" --reply-timeout 1
 feed B "hello"

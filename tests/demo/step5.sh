@@ -17,10 +17,10 @@ start_server step5_forking/server
 blank
 
 say "Three clients connect and talk at the same time, as in the seed's example 5."
-start_background client1 tests/client --port "$PORT"
-start_background client2 tests/client --port "$PORT"
-start_background client3 tests/client --port "$PORT"
-show_log " connected$" 3
+for n in 1 2 3; do
+  start_background "client$n" tests/client --port "$PORT"
+  show_log " connected$" "$n" # one at a time, so each client keeps its place in the log
+done
 for name in client1 client2 client3; do
   feed "$name" "from $name"
   show_output "$name" "recv from server"
