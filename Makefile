@@ -15,6 +15,9 @@ SERVERS := $(patsubst %.c,%,$(sort $(wildcard step[1-5]_*/server.c)))
 CLIENT_SOURCES := tests/client.c $(sort $(wildcard tests/client_*.c))
 FIXTURES := $(patsubst %.c,%,$(sort $(wildcard tests/fixtures/*.c)))
 
+# The fragments included below define targets of their own; `make` alone builds all.
+.DEFAULT_GOAL := all
+
 # Step 6 describes its own library, programs and packages.
 STEP6_PROGRAMS :=
 STEP6_UNIT_TESTS :=

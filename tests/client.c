@@ -29,6 +29,8 @@ static const char usage_text[] =
     "usage: %s [OPTIONS] [chat]          talk line by line (default)\n"
     "       %s [OPTIONS] hold            connect, stay silent until stdin ends\n"
     "       %s [OPTIONS] bench ...       load test, every reply checked (bench --help)\n"
+    "       %s [OPTIONS] put FILE [--as NAME]   upload FILE to the step-6 file server\n"
+    "       %s [OPTIONS] get NAME [-o FILE]     download NAME from it\n"
     "\n"
     "  -H, --host HOST       server address (default 127.0.0.1)\n"
     "  -p, --port PORT       server port (default 9999)\n"
@@ -53,7 +55,7 @@ struct chat_options {
 };
 
 static void usage(FILE *out, const char *program, int status) {
-  fprintf(out, usage_text, program, program, program);
+  fprintf(out, usage_text, program, program, program, program, program);
   exit(status);
 }
 
@@ -355,6 +357,10 @@ int main(int argc, char **argv) {
     return hold(&target, &opts);
   if (strcmp(mode, "bench") == 0)
     return bench_main(&target, words, argv + optind);
+  if (strcmp(mode, "put") == 0)
+    return put_main(&target, words, argv + optind);
+  if (strcmp(mode, "get") == 0)
+    return get_main(&target, words, argv + optind);
   fprintf(stderr, "%s: unknown mode or stray argument: %s\n", argv[0], argv[argc - 1]);
   usage(stderr, argv[0], EXIT_USAGE);
 }

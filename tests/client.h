@@ -34,5 +34,7 @@ const char *target_name(const struct target *target);
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 int bench_main(const struct target *target, int argc, char **argv);
+int put_main(const struct target *target, int argc, char **argv);
+int get_main(const struct target *target, int argc, char **argv);
 
 #endif

@@ -1,11 +1,13 @@
 #!/usr/bin/env bats
-# What the contract asks of every server of steps 1 to 5: options, the ready line, exit
-# statuses, signals, and the upper-case echo protocol byte for byte. Each test runs
-# against every step that exists.
+# What the contract asks of every server: options, the ready line, exit statuses and
+# signals of the five steps and the four step-6 programs, and the upper-case echo
+# protocol byte for byte of those that speak it.
 
 load helpers
 
-servers() { ls "$LAB"/step[1-5]_*/server; }
+STEP6="$LAB/step6_socketserver"
+servers() { ls "$LAB"/step[1-5]_*/server "$STEP6"/{upper,callcenter,ftpserver,threadname}; }
+echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
 
 @test "every server: --help prints the usage on stdout, naming every option, exit 0" {
   for server in $(servers); do
@@ -59,9 +61,9 @@ servers() { ls "$LAB"/step[1-5]_*/server; }
   done
 }
 
-@test "every server: hello and a newline come back upper-cased, byte for byte" {
+@test "every echo server: hello and a newline come back upper-cased, byte for byte" {
   printf 'hello\n' >"$BATS_TEST_TMPDIR/in"
-  for server in $(servers); do
+  for server in $(echo_servers); do
     start_server "$server"
     exchange "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
     [ "$(od -An -c "$BATS_TEST_TMPDIR/out")" = "$(printf 'HELLO\n' | od -An -c)" ]
@@ -69,10 +71,10 @@ servers() { ls "$LAB"/step[1-5]_*/server; }
   done
 }
 
-@test "every server: every byte but a-z comes back unchanged" {
+@test "every echo server: every byte but a-z comes back unchanged" {
   every_byte "$BATS_TEST_TMPDIR/in"
   upper_case_of "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/expected"
-  for server in $(servers); do
+  for server in $(echo_servers); do
     start_server "$server"
     exchange "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
     cmp "$BATS_TEST_TMPDIR/expected" "$BATS_TEST_TMPDIR/out"
@@ -80,10 +82,10 @@ servers() { ls "$LAB"/step[1-5]_*/server; }
   done
 }
 
-@test "every server: a 1 KiB message comes back whole" {
+@test "every echo server: a 1 KiB message comes back whole" {
   head -c 1024 /dev/zero | tr '\0' 'q' >"$BATS_TEST_TMPDIR/in"
   upper_case_of "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/expected"
-  for server in $(servers); do
+  for server in $(echo_servers); do
     start_server "$server"
     exchange "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
     cmp "$BATS_TEST_TMPDIR/expected" "$BATS_TEST_TMPDIR/out"
@@ -91,8 +93,8 @@ servers() { ls "$LAB"/step[1-5]_*/server; }
   done
 }
 
-@test "every server: the log names the client and trims trailing whitespace" {
-  for server in $(servers); do
+@test "every echo server: the log names the client and trims trailing whitespace" {
+  for server in $(echo_servers); do
     start_server "$server"
     run client <<<"hi there   "
     assert_output "recv from server: HI THERE   "

@@ -32,6 +32,8 @@ $ ps -o pid,ppid,args --pid <server> --ppid <server>
 1234567    4242 step5_forking/server --port 0
 1234570 1234567 step5_forking/server --port 0
 demo dir /tmp/sockets-lab-demo.Ab12Cd, exit 0
+$ python3 tests/seeds/socketclient.py 127.0.0.1 43001
+to 10.0.0.1 51234
 
 
 EOF
@@ -51,6 +53,8 @@ $ ps -o pid,ppid,args --pid <server> --ppid <server>
     P1     P2 step5_forking/server --port 0
     P3     P1 step5_forking/server --port 0
 demo dir /tmp/sockets-lab-demo.XXXXXX, exit 0
+$ python3 tests/seeds/socketclient.py 127.0.0.1 PORT
+to 10.0.0.1 51234
 EOF
 }
 

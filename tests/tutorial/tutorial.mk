@@ -10,12 +10,13 @@
 #                          diffed against step 5, the last hand-written server
 #   make diff A=4 B=5      any two steps 1..5
 #   make trace-stepN       step N's server under strace -f, driven by two clients, with
-#                          its threads, process tree and sockets shown (N = 1..5)
+#                          its threads, process tree and sockets shown (N = 1..6;
+#                          6 is the upper program in its default mode, threading)
 #
 # The conventions (markers, normalisation) are documented at the top of
 # tests/tutorial/check and tests/tutorial/normalise.
 
-TRACE_STEPS := trace-step1 trace-step2 trace-step3 trace-step4 trace-step5
+TRACE_STEPS := trace-step1 trace-step2 trace-step3 trace-step4 trace-step5 trace-step6
 
 .PHONY: tutorial-check tutorial-update diff diff-2 diff-3 diff-4 diff-5 diff-6 $(TRACE_STEPS)
 

@@ -1,0 +1,252 @@
+/*
+ * step6_socketserver/program.c - what the four step-6 programs share (see program.h).
+ *
+ * The contract's "every server" part, once: options and usage, the server of the chosen
+ * kind and mode, the ready line, signals, exit statuses, and the log lines, which the
+ * handler's setup and finish write around each stream session.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "program.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { OPT_MODE = 256, OPT_MAX_CHILDREN, OPT_UDP, OPT_UNIX };
+enum { MAX_OPTIONS = 16 };
+
+static const struct option common_options[] = {
+    {"host", required_argument, NULL, 'H'},
+    {"port", required_argument, NULL, 'p'},
+    {"mode", required_argument, NULL, OPT_MODE},
+    {"max-children", required_argument, NULL, OPT_MAX_CHILDREN},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct option datagram_options[] = {
+    {"udp", no_argument, NULL, OPT_UDP},
+    {"unix", required_argument, NULL, OPT_UNIX},
+    {NULL, 0, NULL, 0},
+};
+
+static const char common_help[] =
+    "  -H, --host HOST         address to listen on (default 127.0.0.1)\n"
+    "  -p, --port PORT         port to listen on, 0 picks a free one (default 9999)\n"
+    "      --mode MODE         sync (one client at a time), threading (a thread per\n"
+    "                          client) or forking (a process per client); default threading\n"
+    "      --max-children N    forking: at most N children at once (default 40)\n";
+
+static const char datagram_help[] =
+    "      --udp               datagrams: one reply datagram per request datagram\n"
+    "      --unix PATH         listen on a Unix socket at PATH instead of HOST:PORT\n"
+    "                          (a stream socket, or a datagram socket with --udp)\n";
+
+static void usage(const struct program *p, FILE *out, int status) {
+  fprintf(out, "usage: %s [OPTIONS]\n\n%s\n\n%s%s%s", p->name, p->about, common_help,
+          p->datagrams ? datagram_help : "", p->options_help ? p->options_help : "");
+  fprintf(out, "  -h, --help              print this help and exit\n");
+  exit(status);
+}
+
+static void bad_value(const struct program *p, const char *option, const char *value) {
+  fprintf(stderr, "%s: bad value for --%s: %s\n", p->name, option, value);
+  usage(p, stderr, 2);
+}
+
+/* A whole number from MIN to MAX, or -1. */
+static long parse_number(const char *text, long min, long max) {
+  char *end;
+  errno = 0;
+  long n = strtol(text, &end, 10);
+  return errno == 0 && end != text && *end == '\0' && n >= min && n <= max ? n : -1;
+}
+
+static int parse_mode(const char *text, enum server_mode *mode) {
+  static const char *const names[] = {[SERVER_SYNC] = "sync", [SERVER_THREADING] = "threading",
+                                      [SERVER_FORKING] = "forking"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(text, names[i]) == 0) {
+      *mode = (enum server_mode)i;
+      return 0;
+    }
+  return -1;
+}
+
+/* The common options, the datagram ones if offered, then the program's own. */
+static void collect_options(const struct program *p, struct option *all) {
+  size_t n = 0;
+  const struct option *groups[] = {common_options, p->datagrams ? datagram_options : NULL,
+                                   p->options};
+  for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
+    for (const struct option *o = groups[g]; o != NULL && o->name != NULL; o++)
+      if (n + 1 < MAX_OPTIONS)
+        all[n++] = *o;
+  all[n] = (struct option){NULL, 0, NULL, 0};
+}
+
+void program_parse(struct program *p, int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0); /* one log line at a time, even into a pipe */
+  p->name = argv[0];
+  p->host = "127.0.0.1";
+  p->port = "9999";
+  p->mode = SERVER_THREADING;
+  p->max_children = 40; /* Python's ForkingMixIn.max_children */
+  struct option all[MAX_OPTIONS];
+  collect_options(p, all);
+  int c, index = -1;
+  while ((c = getopt_long(argc, argv, "H:p:h", all, &index)) != -1) {
+    const char *option = index >= 0 ? all[index].name : (c == 'p' ? "port" : "host");
+    long n;
+    switch (c) {
+    case 'H':
+      p->host = optarg;
+      break;
+    case 'p':
+      if (parse_number(optarg, 0, 65535) < 0)
+        bad_value(p, option, optarg);
+      p->port = optarg;
+      break;
+    case OPT_MODE:
+      if (parse_mode(optarg, &p->mode) < 0)
+        bad_value(p, option, optarg);
+      break;
+    case OPT_MAX_CHILDREN:
+      if ((n = parse_number(optarg, 1, 1000000)) < 0)
+        bad_value(p, option, optarg);
+      p->max_children = (size_t)n;
+      break;
+    case OPT_UDP:
+      p->udp = true;
+      break;
+    case OPT_UNIX:
+      p->unix_path = optarg;
+      break;
+    case 'h':
+      usage(p, stdout, 0);
+      break;
+    default:
+      if (c < PROGRAM_OPTION) /* getopt_long has already named the bad option */
+        usage(p, stderr, 2);
+      if (p->parse_option(c, optarg, p->user) < 0)
+        bad_value(p, option, optarg);
+    }
+    index = -1;
+  }
+  if (optind < argc) {
+    fprintf(stderr, "%s: unexpected argument: %s\n", p->name, argv[optind]);
+    usage(p, stderr, 2);
+  }
+}
+
+/* ---- Serving ------------------------------------------------------------------------ */
+
+/* Each stream session is logged from its start to its end; a datagram only as "wrote:". */
+static bool is_stream(const struct handler *h) { return h->server->socket_type == SOCK_STREAM; }
+
+/* h->state says how the session ended: NULL, or &client_reset when the client reset it. */
+static char client_reset;
+
+static int session_setup(struct handler *h) {
+  if (is_stream(h))
+    printf("%s connected\n", h->client_address);
+  return request_handler_setup(h);
+}
+
+static void session_finish(struct handler *h) {
+  request_handler_finish(h);
+  if (is_stream(h))
+    printf("%s %s\n", h->client_address, h->state == &client_reset ? "reset" : "disconnected");
+}
+
+int program_serve(struct program *p) {
+  enum server_kind kind = p->unix_path ? (p->udp ? SERVER_UNIX_DGRAM : SERVER_UNIX_STREAM)
+                                       : (p->udp ? SERVER_UDP : SERVER_TCP);
+  char address[SERVER_NAME_SIZE + 8];
+  if (p->unix_path != NULL)
+    snprintf(address, sizeof address, "%s", p->unix_path);
+  else /* an IPv6 address goes in brackets, so its colons are not the port's */
+    snprintf(address, sizeof address, strchr(p->host, ':') ? "[%s]:%s" : "%s:%s", p->host,
+             p->port);
+  const struct handler_class handler = {
+      .setup = session_setup,
+      .handle = p->handle,
+      .finish = session_finish,
+      .disable_nagle_algorithm = p->disable_nagle_algorithm,
+  };
+  struct server *s = server_new_unbound(kind, p->mode, address, &handler, p->user);
+  if (s != NULL) {
+    s->allow_reuse_address = true; /* a restart need not wait for TIME_WAIT */
+    s->max_children = p->max_children;
+  }
+  if (s == NULL || server_bind_and_activate(s) < 0) {
+    fprintf(stderr, "cannot bind %s: %s\n", address, strerror(errno));
+    server_free(s);
+    return 1;
+  }
+  if (server_shutdown_on_signals(s) < 0) {
+    fprintf(stderr, "cannot catch SIGINT and SIGTERM: %s\n", strerror(errno));
+    server_free(s);
+    return 1;
+  }
+  printf("serving on %s\n", s->server_address_name);
+  int status = server_serve_forever(s, 0.5);
+  server_free(s);
+  return status == 0 ? 0 : 1;
+}
+
+int program_main(struct program *p, int argc, char **argv) {
+  program_parse(p, argc, argv);
+  return program_serve(p);
+}
+
+/* ---- For handlers ------------------------------------------------------------------- */
+
+size_t trimmed_length(const char *text, size_t len) {
+  while (len > 0 && (text[len - 1] == ' ' || (text[len - 1] >= '\t' && text[len - 1] <= '\r')))
+    len--;
+  return len;
+}
+
+void log_event(struct handler *h, const char *format, ...) {
+  char line[SERVER_NAME_SIZE + 1024];
+  va_list args;
+  va_start(args, format);
+  vsnprintf(line, sizeof line, format, args);
+  va_end(args);
+  printf("%s %s\n", h->client_address, line);
+}
+
+void log_wrote(struct handler *h, const char *text, size_t len) {
+  printf("%s wrote: %.*s\n", h->client_address, (int)trimmed_length(text, len), text);
+}
+
+int session_failed(struct handler *h, const char *what) {
+  if (errno == ECONNRESET || errno == EPIPE)
+    h->state = &client_reset;
+  else
+    snprintf(h->request->error, sizeof h->request->error, "%s: %s", what, strerror(errno));
+  return -1;
+}
+
+int session_status(struct handler *h) {
+  return h->request->error[0] != '\0' ? HANDLER_ERROR : HANDLER_OK;
+}
+
+ssize_t receive(struct handler *h, char *buf, size_t size) {
+  ssize_t n = rfile_read1(&h->rfile, buf, size);
+  if (n < 0) {
+    session_failed(h, "recv");
+    return 0;
+  }
+  if (n > 0)
+    log_wrote(h, buf, (size_t)n);
+  return n;
+}
+
+int reply(struct handler *h, const void *buf, size_t len) {
+  return wfile_write(&h->wfile, buf, len) < 0 ? session_failed(h, "send") : 0;
+}

@@ -1,0 +1,109 @@
+/*
+ * step6_socketserver/program.h - what the four step-6 programs share.
+ *
+ * A program is its handle() and, if it has any, its own options. Everything else the
+ * contract asks of every server is here, once: the options (--host, --port, --mode,
+ * --max-children, --help; --udp and --unix for the programs that offer them), the
+ * usage and its exit statuses, the server of the chosen kind and mode, the ready line,
+ * SIGINT/SIGTERM, and the log lines:
+ *
+ *   IP:PORT connected           when a stream handler starts (setup)
+ *   IP:PORT wrote: TEXT         each message received, trailing whitespace trimmed
+ *   IP:PORT disconnected        when a stream handler ends (finish) ...
+ *   IP:PORT reset               ... or this, when the client reset the connection
+ *
+ * A whole program (upper.c is one):
+ *
+ *   static int upper_handle(struct handler *h) {
+ *     char buf[1024];
+ *     ssize_t n;
+ *     while ((n = receive(h, buf, sizeof buf)) > 0) {
+ *       upper_case(buf, n);
+ *       if (reply(h, buf, n) < 0)
+ *         break;
+ *     }
+ *     return session_status(h);
+ *   }
+ *
+ *   int main(int argc, char **argv) {
+ *     struct program upper = {.about = "...", .handle = upper_handle};
+ *     return program_main(&upper, argc, argv);
+ *   }
+ */
+#ifndef SOCKETS_LAB_PROGRAM_H
+#define SOCKETS_LAB_PROGRAM_H
+
+#include "socketserver.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* A program's own options take getopt values from here on (the common ones are below). */
+enum { PROGRAM_OPTION = 512 };
+
+struct program {
+  /* Said by the program. */
+  const char *about;              /* the usage's description, one or more lines */
+  int (*handle)(struct handler *h);
+  bool datagrams;                 /* offers --udp and --unix PATH */
+  bool disable_nagle_algorithm;   /* replies in several writes go out at once */
+  const struct option *options;   /* its own long options, {0}-terminated, or NULL */
+  const char *options_help;       /* their lines in the usage */
+  int (*parse_option)(int option, const char *value, void *user); /* 0, or -1: bad value */
+  void *user;                     /* handed to every handler as h->user */
+
+  /* Filled by program_parse from the command line. */
+  const char *host, *port, *unix_path;
+  bool udp;
+  enum server_mode mode;
+  size_t max_children;
+  const char *name;               /* argv[0], for messages */
+};
+
+/* Parse the command line into P. --help prints the usage and exits 0; anything wrong
+ * prints the usage on stderr and exits 2. Also makes stdout line-buffered. */
+void program_parse(struct program *p, int argc, char **argv);
+
+/* Create the server, print the ready line, serve until SIGINT or SIGTERM, release
+ * everything. Returns the exit status: 0 after a clean stop, 1 when it cannot serve
+ * (with one line on stderr naming why). */
+int program_serve(struct program *p);
+
+/* program_parse, then program_serve: main() of a program without preparations. */
+int program_main(struct program *p, int argc, char **argv);
+
+/* ---- For handlers ---------------------------------------------------------------- */
+
+/*
+ * One message: what one read brings, at most SIZE bytes (a datagram: the packet), logged
+ * as "wrote:". Returns its length, or 0 when the session is over: end of stream, the
+ * server stopping, a reset, or an error (session_status tells which mattered).
+ */
+ssize_t receive(struct handler *h, char *buf, size_t size);
+
+/* Send all LEN bytes (a datagram: add them to the reply). 0, or -1: the session is over. */
+int reply(struct handler *h, const void *buf, size_t len);
+
+/*
+ * A read or write on h's connection failed with errno: remember how, for the log and for
+ * session_status. A reset (ECONNRESET, EPIPE) is the client's doing and is logged as
+ * "reset"; anything else is an error for handle_error. Returns -1.
+ */
+int session_failed(struct handler *h, const char *what);
+
+/* What handle() returns at the end: HANDLER_ERROR after an error, else HANDLER_OK. */
+int session_status(struct handler *h);
+
+/* "IP:PORT TEXT" on stdout, for what a program logs beyond the common lines. */
+void log_event(struct handler *h, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* "IP:PORT wrote: TEXT", TEXT's trailing whitespace trimmed. */
+void log_wrote(struct handler *h, const char *text, size_t len);
+
+/* LEN less the trailing whitespace of TEXT, as Python's rstrip() sees it. */
+size_t trimmed_length(const char *text, size_t len);
+
+#endif

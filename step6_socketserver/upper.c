@@ -1,0 +1,45 @@
+/*
+ * step6_socketserver/upper.c - the upper-case echo of steps 1 to 5, on the framework.
+ *
+ * What it shows: the whole server of steps 1 to 5 is now one handle(), the seed's
+ * `while True: data = recv(); send(data.upper())`. How many clients it serves at once is
+ * the framework's business (--mode sync, threading or forking), and so is the socket:
+ * the same handle() serves TCP, UDP (--udp), a Unix stream socket (--unix PATH) and a
+ * Unix datagram socket (--unix PATH --udp). For a datagram, the packet is the one
+ * message and the reply datagram goes out when the handler finishes, even empty.
+ *
+ * How to see it: `make step6`, or
+ *   step6_socketserver/upper --mode sync      (and a second client waits)
+ *   step6_socketserver/upper --udp            (tests/client --udp talks to it)
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "program.h"
+
+/* The protocol: ASCII a-z become A-Z, every other byte is left alone. */
+static void upper_case(char *buf, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if (buf[i] >= 'a' && buf[i] <= 'z')
+      buf[i] = (char)(buf[i] - 'a' + 'A');
+}
+
+static int upper_handle(struct handler *h) {
+  char buf[RFILE_BUFFER_SIZE]; /* a whole datagram of up to 8192 bytes at once */
+  ssize_t n;
+  while ((n = receive(h, buf, sizeof buf)) > 0) {
+    upper_case(buf, (size_t)n);
+    if (reply(h, buf, (size_t)n) < 0)
+      break;
+  }
+  return session_status(h);
+}
+
+int main(int argc, char **argv) {
+  struct program upper = {
+      .about = "The upper-case echo: every byte comes back, with a-z turned into A-Z.",
+      .handle = upper_handle,
+      .datagrams = true,
+      .disable_nagle_algorithm = true, /* a long reply is several writes: send each at once */
+  };
+  return program_main(&upper, argc, argv);
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# make step6 - the framework: one handler, three modes; then the seeds' own programs.
+. "$(dirname "$0")/lib.sh"
+
+# The demo runs in its own folder, where the programs and the client are reached by the
+# paths the transcript shows, and the file server's ./file_upload is thrown away after.
+cd "$DEMO_DIR" || fail "no demo folder"
+ln -s "$LAB/step6_socketserver" step6_socketserver
+ln -s "$LAB/tests" tests
+
+children_are() { [ "$(ps -o pid= --ppid "$SERVER_PID" | wc -l)" = "$1" ]; }
+threads_are() { [ "$(awk '/^Threads:/ {print $2}' "/proc/$SERVER_PID/status")" = "$1" ]; }
+
+# three_clients MODE NAME... - three clients connect one after the other and each says
+# a line, all staying connected. In sync mode the second and third wait for the ones
+# before them; in the other modes all three are answered at once. Then they leave.
+three_clients() {
+  local mode=$1 i
+  shift
+  for i in 1 2 3; do
+    start_background "${!i}" tests/client --port "$PORT" --reply-timeout 1
+    feed "${!i}" "hello from ${!i}"
+    if [ "$mode" = sync ] && [ "$i" != 1 ]; then
+      show_output "${!i}" "no reply"
+    else
+      show_output "${!i}" "recv from server"
+      show_log "wrote: hello from ${!i}$"
+    fi
+  done
+  case $mode in
+  sync) say "$2 and $3 wait in the listen queue: one client at a time." ;;
+  threading)
+    wait_for 10 threads_are 4
+    say "The server runs 4 threads now: the serving loop and one per client." ;;
+  forking)
+    wait_for 10 children_are 3
+    say "The server has 3 child processes now, one per client." ;;
+  esac
+  for i in 1 2 3; do
+    finish "${!i}"
+    local next=$((i + 1))
+    if [ "$mode" = sync ] && [ "$i" != 3 ]; then # the next one is served now
+      show_log "wrote: hello from ${!next}$"
+      show_output "${!next}" "recv from server"
+    else
+      show_log "disconnected$" "$i"
+    fi
+  done
+}
+
+say "Step 6: steps 1 to 5 as a framework with the shape of Python's socketserver."
+say "A program is a handler; the mode, the socket and the rest are the framework's."
+blank
+say "The upper-case echo with --mode sync: three clients at once."
+start_server step6_socketserver/upper --mode sync
+three_clients sync A B C
+stop_server
+blank
+say "The same handler with --mode threading."
+start_server step6_socketserver/upper --mode threading
+three_clients threading D E F
+stop_server
+blank
+say "And with --mode forking."
+start_server step6_socketserver/upper --mode forking
+three_clients forking G H I
+stop_server
+blank
+
+say "Seed 000: the 10086 call center, called by the seed's own client (in Python 3)."
+start_server step6_socketserver/callcenter
+printf "\$ printf '1001\\\\n0\\\\nexit\\\\n' | python3 tests/seeds/callcenter_client.py 127.0.0.1 %s\n" "$PORT"
+printf '1001\n0\nexit\n' | python3 tests/seeds/callcenter_client.py 127.0.0.1 "$PORT"
+printf '\n' # the client's last prompt ends without one
+show_log "disconnected$"
+stop_server
+blank
+
+say "Seed 002: the file server. The seed's put client sends struct.pack('i', len),"
+say "a JSON header and the bytes, and never reads the reply; tests/client reads it."
+start_server step6_socketserver/ftpserver
+seq 1 20000 >numbers.txt
+printf '$ seq 1 20000 >numbers.txt\n'
+printf '$ python3 tests/seeds/put_client.py 127.0.0.1 %s numbers.txt\n' "$PORT"
+python3 tests/seeds/put_client.py 127.0.0.1 "$PORT" numbers.txt
+show_log_through "ok: numbers.txt"
+skip_log_through "(disconnected|reset)$"
+say "The seed's client hangs up without reading the reply. The server logs that as"
+say "disconnected, or as reset when the reply reached the client before its close()."
+client get numbers.txt -o copy.txt
+show_log_through "disconnected$"
+printf '$ cmp numbers.txt copy.txt && ls file_upload\n'
+cmp numbers.txt copy.txt && ls file_upload
+say "A name that would climb out of file_upload is refused, and nothing is stored."
+client put numbers.txt --as ../numbers.txt
+show_log_through "disconnected$"
+stop_server
+blank
+
+say "Seed 004: which thread answers? The seed's three clients, one after another."
+say "(The server's log is left out here: its threads write it in the order they run.)"
+for mode in threading sync; do
+  start_server step6_socketserver/threadname --mode "$mode"
+  printf '$ python3 tests/seeds/threadname_clients.py 127.0.0.1 %s\n' "$PORT"
+  python3 tests/seeds/threadname_clients.py 127.0.0.1 "$PORT"
+  for client in 1 2 3; do skip_log_through "disconnected$"; done
+  stop_server
+  blank
+done
+say "Threads are numbered as Python numbers them, one per client; in sync mode the"
+say "main thread answers everyone. (With --mode forking each client has a process of"
+say "its own, and the answer names it: Process-PID.)"

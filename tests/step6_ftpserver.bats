@@ -1,0 +1,243 @@
+#!/usr/bin/env bats
+# Step 6: the file server - put and get byte for byte, names that stay in the folder,
+# frames that cannot be trusted, uploads that never appear half-done.
+
+load helpers
+
+# FTPSERVER overrides the binary, to watch the suite fail against a broken variant.
+FTPSERVER="${FTPSERVER:-$LAB/step6_socketserver/ftpserver}"
+
+setup() {
+  UP="$BATS_TEST_TMPDIR/up"
+  cd "$BATS_TEST_TMPDIR" || return 1
+}
+
+serve() { start_server "$FTPSERVER" --dir "$UP" "$@"; }
+
+# raw BYTES - send BYTES (a Python expression; struct and json are imported), close the
+# sending side, and print the JSON of every frame the server answers, one a line, until
+# it closes the connection (or resets it, having left some of BYTES unread).
+raw() {
+  python3 - "$SERVER_PORT" "$1" <<'EOF'
+import json, socket, struct, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+s.settimeout(30)
+s.sendall(eval(sys.argv[2]))
+s.shutdown(socket.SHUT_WR)
+data = b''
+while True:
+    try:
+        chunk = s.recv(65536)
+    except ConnectionResetError:
+        break
+    if not chunk:
+        break
+    data += chunk
+while data:
+    n = struct.unpack('<i', data[:4])[0]
+    print(data[4:4 + n].decode())
+    data = data[4 + n:]
+EOF
+}
+
+# frame TEXT - the Python expression of one frame: length, then TEXT.
+frame() { printf "struct.pack('<i', len(%s)) + %s" "$1" "$1"; }
+
+# still_serving - a put and a get still work, and the folder holds nothing else.
+still_serving() {
+  printf 'fine' >"$BATS_TEST_TMPDIR/fine"
+  run client put "$BATS_TEST_TMPDIR/fine"
+  assert_success
+  assert_output '{"status":"ok","filename":"fine","filesize":4}'
+  [ "$(ls -A "$UP")" = fine ]
+}
+
+round_trip() {
+  serve --mode "$1"
+  head -c 5242880 /dev/urandom >"$BATS_TEST_TMPDIR/big"
+  run client put "$BATS_TEST_TMPDIR/big" --as big.bin
+  assert_success
+  assert_output '{"status":"ok","filename":"big.bin","filesize":5242880}'
+  cmp "$BATS_TEST_TMPDIR/big" "$UP/big.bin"
+  [ "$(ls -A "$UP")" = big.bin ] # no temp file left over
+  run client get big.bin -o "$BATS_TEST_TMPDIR/back"
+  assert_success
+  assert_output '{"status":"ok","filename":"big.bin","filesize":5242880}'
+  cmp "$BATS_TEST_TMPDIR/big" "$BATS_TEST_TMPDIR/back"
+  : >"$BATS_TEST_TMPDIR/empty"
+  client put "$BATS_TEST_TMPDIR/empty"
+  client get empty -o "$BATS_TEST_TMPDIR/empty.back"
+  [ -f "$BATS_TEST_TMPDIR/empty.back" ] && [ ! -s "$BATS_TEST_TMPDIR/empty.back" ]
+  stop_server
+  [ ! -s "$SERVER_ERR" ]
+}
+
+@test "ftpserver --mode sync: 5 MiB put and get, byte-identical" { round_trip sync; }
+@test "ftpserver --mode threading: 5 MiB put and get, byte-identical" { round_trip threading; }
+@test "ftpserver --mode forking: 5 MiB put and get, byte-identical" { round_trip forking; }
+
+@test "ftpserver: a put replaces a file whole; several commands on one connection" {
+  serve
+  run raw "$(frame "json.dumps({'cmd':'put','filename':'a','filesize':3}).encode()") + b'one' + \
+    $(frame "json.dumps({'cmd':'put','filename':'a','filesize':5}).encode()") + b'two!!' + \
+    $(frame "json.dumps({'cmd':'get','filename':'a'}).encode()")"
+  assert_success
+  assert_output --partial '{"status":"ok","filename":"a","filesize":3}
+{"status":"ok","filename":"a","filesize":5}
+{"cmd":"get","filename":"a","filesize":5}'
+  [ "$(cat "$UP/a")" = 'two!!' ]
+  stop_server
+}
+
+@test "ftpserver: the folder is made if missing; ./file_upload by default" {
+  start_server "$FTPSERVER"
+  [ -d "$BATS_TEST_TMPDIR/file_upload" ]
+  printf 'x' >"$BATS_TEST_TMPDIR/x"
+  client put "$BATS_TEST_TMPDIR/x"
+  [ "$(cat "$BATS_TEST_TMPDIR/file_upload/x")" = x ]
+  stop_server
+  printf 'not a folder' >"$BATS_TEST_TMPDIR/file"
+  run --separate-stderr "$FTPSERVER" --dir "$BATS_TEST_TMPDIR/file" --port 0
+  assert_failure 1
+  [ "$stderr" = "cannot use $BATS_TEST_TMPDIR/file as the folder: Not a directory" ]
+}
+
+@test "ftpserver: names that would leave the folder, hide, or carry control bytes are refused" {
+  serve
+  printf 'evil' >"$BATS_TEST_TMPDIR/evil"
+  local name long
+  long=$(printf 'a%.0s' $(seq 300))
+  for name in ../escape a/b /abs .. . .hidden .upload-x a..b "" $'new\nline' $'tab\there' "$long"; do
+    run client put "$BATS_TEST_TMPDIR/evil" --as "$name"
+    assert_failure 1
+    assert_output --regexp '^\{"status":"error","reason":"[^"]+"\}$'
+  done
+  [ ! -e "$BATS_TEST_TMPDIR/escape" ] && [ ! -e /abs ]
+  [ -z "$(ls -A "$UP")" ]
+  still_serving
+  stop_server
+}
+
+@test "ftpserver: a NUL in a name, raw or escaped, is refused" {
+  serve
+  run raw "$(frame "b'{\"cmd\":\"put\",\"filename\":\"a\\\\u0000b\",\"filesize\":1}'") + b'x'"
+  assert_output '{"status":"error","reason":"a NUL in the header"}'
+  run raw "$(frame "b'{\"cmd\":\"put\",\"filename\":\"a\\x00b\",\"filesize\":1}'") + b'x'"
+  assert_output '{"status":"error","reason":"a NUL in the header"}'
+  [ -z "$(ls -A "$UP")" ]
+  still_serving
+  stop_server
+}
+
+@test "ftpserver: get refuses names outside the folder, links and fifos, and missing files" {
+  serve
+  printf 'secret' >"$BATS_TEST_TMPDIR/secret"
+  ln -s "$BATS_TEST_TMPDIR/secret" "$UP/link"
+  mkfifo "$UP/fifo"
+  local name
+  for name in ../secret "$BATS_TEST_TMPDIR/secret" link fifo missing; do
+    run client get "$name" -o "$BATS_TEST_TMPDIR/got"
+    assert_failure 1
+    assert_output --regexp '^\{"status":"error","reason":"[^"]+"\}$'
+    [ ! -e "$BATS_TEST_TMPDIR/got" ]
+  done
+  run client get link -o "$BATS_TEST_TMPDIR/got"
+  assert_output --partial "Too many levels of symbolic links" # O_NOFOLLOW
+  stop_server
+}
+
+@test "ftpserver: a header length of 0, -1 or 9000 is answered, then the connection ends" {
+  serve
+  local length
+  for length in 0 -1 9000; do
+    run raw "struct.pack('<i', $length) + b'{}' * 10"
+    assert_success
+    assert_output "{\"status\":\"error\",\"reason\":\"header length $length is not from 1 to 8192\"}"
+  done
+  still_serving
+  stop_server
+}
+
+@test "ftpserver: a header that is not a JSON object is answered, then the connection ends" {
+  serve
+  local header
+  for header in "b'hello'" "b'[1, 2]'" "b'{\"cmd\":'" "b'\"put\"'"; do
+    run raw "$(frame "$header") + $(frame "b'{\"cmd\":\"get\",\"filename\":\"x\"}'")"
+    assert_success
+    assert_output '{"status":"error","reason":"header is not a JSON object"}' # and no more
+  done
+  still_serving
+  stop_server
+}
+
+@test "ftpserver: a bad filesize or an unknown command is refused" {
+  serve
+  local size
+  for size in -1 1.5 '"3"' null; do
+    run raw "$(frame "b'{\"cmd\":\"put\",\"filename\":\"f\",\"filesize\":$size}'") + b'abc'"
+    assert_output '{"status":"error","reason":"filesize is not a whole number of bytes"}'
+  done
+  run raw "$(frame "b'{\"cmd\":\"delete\",\"filename\":\"f\"}'") + $(frame "b'{\"filename\":\"f\"}'")"
+  assert_output '{"status":"error","reason":"unknown command"}
+{"status":"error","reason":"unknown command"}' # the session goes on after each
+  [ -z "$(ls -A "$UP")" ]
+  still_serving
+  stop_server
+}
+
+@test "ftpserver --max-size: a larger upload is refused and nothing is stored" {
+  serve --max-size 1000
+  head -c 1001 /dev/zero >"$BATS_TEST_TMPDIR/big"
+  head -c 1000 /dev/zero >"$BATS_TEST_TMPDIR/small"
+  run client put "$BATS_TEST_TMPDIR/big"
+  assert_failure 1
+  assert_output --partial '{"status":"error","reason":"file larger than --max-size"}'
+  run client put "$BATS_TEST_TMPDIR/small"
+  assert_success
+  [ "$(ls -A "$UP")" = small ]
+  stop_server
+}
+
+# interrupted_upload MODE HOW - a client sends half of its body, then closes (fin) or
+# resets (reset): nothing is stored, not even a temp file.
+interrupted_upload() {
+  serve --mode "$1"
+  python3 - "$SERVER_PORT" "$2" <<'EOF'
+import json, socket, struct, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+head = json.dumps({'cmd': 'put', 'filename': 'half', 'filesize': 1 << 20}).encode()
+s.sendall(struct.pack('<i', len(head)) + head + b'h' * (1 << 19))
+if sys.argv[2] == 'reset':
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+s.close()
+EOF
+  wait_for_log "put half: interrupted, nothing stored" 10
+  [ -z "$(ls -A "$UP")" ]
+  still_serving
+  stop_server
+}
+
+@test "ftpserver --mode sync: an upload cut short by the client's close leaves nothing" {
+  interrupted_upload sync fin
+}
+@test "ftpserver --mode threading: an upload cut short by a reset leaves nothing" {
+  interrupted_upload threading reset
+}
+@test "ftpserver --mode forking: an upload cut short by a reset leaves nothing" {
+  interrupted_upload forking reset
+}
+
+@test "ftpserver: stopping the server in the middle of an upload leaves nothing" {
+  local header='{"cmd":"put","filename":"cut","filesize":999999}' mode conn
+  for mode in sync threading forking; do
+    serve --mode "$mode"
+    exec {conn}<>"/dev/tcp/$SERVER_HOST/$SERVER_PORT"
+    printf "\\x$(printf %02x ${#header})\\x00\\x00\\x00%s" "$header" >&"$conn"
+    head -c 1000 /dev/zero >&"$conn"
+    wait_until 5 compgen -G "$UP/.upload-*" # the temp file is there, not the name ...
+    [ ! -e "$UP/cut" ]
+    stop_server
+    exec {conn}>&-
+    [ -z "$(ls -A "$UP")" ] # ... and gone
+  done
+}
