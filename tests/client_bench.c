@@ -37,7 +37,6 @@ enum {
   SCRATCH_SIZE = 65536, /* one recv's worth; also bigger than any UDP datagram */
   MAX_EVENTS = 256,
   MAX_REPORTED = 5,     /* errors detailed on stderr; the rest are only counted */
-  UDP_LOSS_MS = 1000,   /* a datagram reply this late counts as lost */
   UDP_MAX_SIZE = 65507, /* the largest UDP payload */
   MAX_SIZE = 64 << 20,  /* the pattern is allocated at this size, so cap it */
   SPARE_FDS = 32,       /* stdio, epoll, a resolver's socket: beyond one per connection */
@@ -64,6 +63,7 @@ struct bench {
   uint64_t seed;
   int churn, udp;
   double timeout_s;
+  unsigned loss_ms; /* --udp: a datagram reply this late counts as lost */
   struct sockaddr_storage addr; /* resolved once; every stream connect reuses it */
   socklen_t addrlen;
   int epfd;
@@ -95,10 +95,11 @@ static const char usage_text[] =
     "      --churn                connect, one round trip, close, again: -c is how many\n"
     "                             run at once, -n how many cycles each\n"
     "      --timeout SECONDS      fail, naming what is outstanding, after this long (60)\n"
+    "      --loss-ms MS           --udp: a reply this late counts as lost (1000)\n"
     "  -h, --help                 print this help and exit\n"
     "\n"
     "With --udp: one datagram per message (at most 65507 bytes), a reply not back within\n"
-    "1 s is an error (UDP loses datagrams under load); no connect phase, no --churn;\n"
+    "--loss-ms is an error (UDP loses datagrams under load); no connect phase, no --churn;\n"
     "with --unix too, only -c 1.\n"
     "\n"
     "Prints one line: connections=C messages=M bytes=B seconds=S msgs/s=R MB/s=T\n"
@@ -388,8 +389,8 @@ static void on_event(struct bench *b, struct conn *c, uint32_t events) {
 static void check_udp_losses(struct bench *b, uint64_t now) {
   for (unsigned i = 0; i < b->connections; i++) {
     struct conn *c = &b->conns[i];
-    if (c->state == EXCHANGING && now - c->started_us > UDP_LOSS_MS * 1000u) {
-      report(b, c, "no reply datagram within %d ms (lost?)", UDP_LOSS_MS);
+    if (c->state == EXCHANGING && now - c->started_us > b->loss_ms * 1000u) {
+      report(b, c, "no reply datagram within %u ms (lost?)", b->loss_ms);
       finish(b, c);
     }
   }
@@ -462,7 +463,7 @@ static int parse_range(struct bench *b, char *text) {
 
 /* Returns -1 to go on, or the exit status (0 after --help, 2 for bad usage). */
 static int parse_options(struct bench *b, int argc, char **argv) {
-  enum { OPT_RANDOM_SIZE = 256, OPT_SEED, OPT_CHURN, OPT_TIMEOUT };
+  enum { OPT_RANDOM_SIZE = 256, OPT_SEED, OPT_CHURN, OPT_TIMEOUT, OPT_LOSS_MS };
   static const struct option long_options[] = {
       {"connections", required_argument, NULL, 'c'},
       {"messages", required_argument, NULL, 'n'},
@@ -471,6 +472,7 @@ static int parse_options(struct bench *b, int argc, char **argv) {
       {"seed", required_argument, NULL, OPT_SEED},
       {"churn", no_argument, NULL, OPT_CHURN},
       {"timeout", required_argument, NULL, OPT_TIMEOUT},
+      {"loss-ms", required_argument, NULL, OPT_LOSS_MS},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -509,6 +511,16 @@ static int parse_options(struct bench *b, int argc, char **argv) {
         fprintf(stderr, "bench: bad --timeout: %s (expected seconds, above 0)\n", optarg);
         bad = -1;
       }
+      break;
+    }
+    case OPT_LOSS_MS: {
+      char *end;
+      unsigned long ms = strtoul(optarg, &end, 10);
+      if (end == optarg || *end != '\0' || ms < 1 || ms > 3600000) {
+        fprintf(stderr, "bench: bad --loss-ms: %s (expected 1 to 3600000)\n", optarg);
+        bad = -1;
+      }
+      b->loss_ms = (unsigned)ms;
       break;
     }
     case 'h':
@@ -718,6 +730,7 @@ int bench_main(const struct target *target, int argc, char **argv) {
                     .seed = 1,
                     .udp = target->udp,
                     .timeout_s = 60,
+                    .loss_ms = 1000,
                     .epfd = -1};
   int status = parse_options(&b, argc, argv);
   if (status >= 0)
