@@ -12,6 +12,9 @@ at a time, flushed at once.
   trickle   send TEXT one byte per GAP seconds, then half-close and print the reply
   halfclose send stdin (or BYTES of a pattern), half-close, print every reply byte
   reset     send BYTES without reading, then reset the connection (SO_LINGER 0)
+  resets    N connections at once, each reset at a random point: mid-message, with
+            replies unread or half read (a seed makes the run repeatable)
+  hold      open N connections and say nothing until stdin ends
 
 The bytes sent are lower-case text without newlines (one log line per recv), so
 every reply byte can be checked.
@@ -204,6 +207,62 @@ def reset(args):
     say("reset")
 
 
+def resets(args):
+    """N connections at once. Each sends a random part of a message of up to MAX bytes
+    (as much as the server takes without blocking us), then reads a random part of what
+    has come back (possibly nothing), then is reset with SO_LINGER 0 - the server meets
+    ECONNRESET or EPIPE in recv or in send, mid-message, with replies unsent or unread.
+    The connections are reset in a random order. Prints what it did."""
+    import random
+    rng = random.Random(args.seed)
+    socks = [socket.create_connection((args.host, args.port)) for _ in range(args.c)]
+    say("connected %d" % len(socks))
+    sent = [0] * len(socks)
+    for i, sock in enumerate(socks):
+        sock.setblocking(False)
+        data = memoryview(pattern(rng.randint(1, args.max)))
+        try:
+            while sent[i] < len(data):
+                sent[i] += sock.send(data[sent[i]:])
+        except (BlockingIOError, ConnectionError):
+            pass  # the server stopped taking bytes (backpressure) or has gone
+    read = 0
+    deadline = time.monotonic() + args.read_for
+    for i, sock in enumerate(socks):
+        want = rng.randint(0, sent[i])
+        got = 0
+        while got < want and time.monotonic() < deadline:
+            ready, _, _ = select.select([sock], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            try:
+                chunk = sock.recv(want - got)
+            except (BlockingIOError, ConnectionError):
+                break
+            if not chunk:
+                break
+            got += len(chunk)
+        read += got
+    order = list(range(len(socks)))
+    rng.shuffle(order)
+    for i in order:
+        socks[i].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        socks[i].close()
+    say("reset %d connections after sending %d bytes and reading %d"
+        % (len(socks), sum(sent), read))
+
+
+def hold(args):
+    """Open N connections (the kernel's backlog completes them whether or not the server
+    accepts), say nothing, and close them all when stdin ends."""
+    socks = [socket.create_connection((args.host, args.port)) for _ in range(args.c)]
+    say("connected %d" % len(socks))
+    wait_for_stdin_end()
+    for sock in socks:
+        sock.close()
+    say("closed %d" % len(socks))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -227,9 +286,18 @@ def main():
     p.add_argument("--wait-read", action="store_true")
     p = sub.add_parser("reset", help="send BYTES, then reset")
     p.add_argument("--bytes", type=int, default=256 << 10)
+    p = sub.add_parser("resets", help="N connections, each reset at a random point")
+    p.add_argument("-c", type=int, default=50, help="connections (default 50)")
+    p.add_argument("--max", type=int, default=256 << 10,
+                   help="largest message, in bytes (default 256 KiB)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--read-for", type=float, default=2.0,
+                   help="seconds to spend reading replies before the resets (default 2)")
+    p = sub.add_parser("hold", help="N silent connections, held until stdin ends")
+    p.add_argument("-c", type=int, default=10, help="connections (default 10)")
     args = parser.parse_args()
     return {"crowd": crowd, "flood": flood, "trickle": trickle, "halfclose": halfclose,
-            "reset": reset}[args.mode](args) or 0
+            "reset": reset, "resets": resets, "hold": hold}[args.mode](args) or 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,414 @@
+#!/usr/bin/env bats
+# Faults: clients that reset at random points, half-close, trickle or never read; the
+# descriptor table full; a forked child killed; for every server that serves many
+# clients, and steps 1 and 2 one client at a time. What a step's own suite already
+# proves is not repeated here (step 3's half-close, trickle and flood are in step3.bats,
+# step 5's SIGKILLed child in step5.bats). SIGTERM under load is in
+# step_faults_valgrind.bats, so that the valgrind pass runs it too.
+#
+# Not in the valgrind pass: the resets and the saturation measure time and CPU.
+
+load helpers
+
+STEP1=$LAB/step1_blocking/server
+STEP2=$LAB/step2_loop/server
+STEP3=$LAB/step3_select/server
+STEP4=$LAB/step4_threading/server
+STEP5=$LAB/step5_forking/server
+UPPER=$LAB/step6_socketserver/upper
+MISBEHAVE="$LAB/tests/tools/misbehave.py"
+
+misbehave() { python3 "$MISBEHAVE" --port "$SERVER_PORT" "$@"; }
+
+# in_background NAME COMMAND... - run COMMAND with its input on a fifo this test holds
+# open (`let_go NAME` closes it, which ends the command); its output is in NAME.out.
+# The fifo ends of the commands started before are closed in this one, so each command
+# sees its own end of input.
+BG_FDS=""
+in_background() {
+  local name=$1 fd
+  shift
+  mkfifo "$BATS_TEST_TMPDIR/$name.in"
+  # shellcheck disable=SC2016
+  "$BASH" -c 'for fd in $1; do eval "exec $fd>&-"; done; shift; exec "$@"' close-fifos \
+    "$BG_FDS" "$@" <"$BATS_TEST_TMPDIR/$name.in" >"$BATS_TEST_TMPDIR/$name.out" 2>&1 3>&- &
+  printf -v "BG_PID_$name" %s $!
+  exec {fd}>"$BATS_TEST_TMPDIR/$name.in"
+  printf -v "BG_FD_$name" %s "$fd"
+  BG_FDS+=" $fd"
+}
+
+# say NAME LINE - one line on NAME's input (a chat client sends it).
+say() {
+  local fd_var="BG_FD_$1"
+  printf '%s\n' "$2" >&"${!fd_var}"
+}
+
+let_go() {
+  local fd_var="BG_FD_$1" pid_var="BG_PID_$1"
+  eval "exec ${!fd_var}>&-"
+  BG_FDS=${BG_FDS/ ${!fd_var}/}
+  wait "${!pid_var}"
+}
+
+output_of() { grep -qE -- "$2" "$BATS_TEST_TMPDIR/$1.out"; }
+log_count() { grep -cE -- "$1" "$SERVER_LOG" || true; }
+log_count_is() { [ "$(log_count "$1")" = "$2" ]; }
+now_ms() { date +%s%3N; }
+
+# The server's resources, for "back where it started".
+# Under ThreadSanitizer (SANITIZER=thread) the thread count is left out: TSan starts a
+# thread of its own with the program's first, which stays.
+state() {
+  local threads
+  threads=" threads=$(server_threads)"
+  [ "${SANITIZER:-}" != thread ] || threads=
+  echo "fds=$(server_fds)$threads children=$(server_children)"
+}
+state_is() { [ "$(state)" = "$1" ]; }
+children_are() { [ "$(server_children)" = "$1" ]; }
+no_errors() { [ ! -s "$SERVER_ERR" ] || fail "the server's stderr: $(cat "$SERVER_ERR")"; }
+
+# round_trip TEXT - a new client's message is answered within a second.
+round_trip() {
+  run timeout $((5 * DEADLINE_SCALE)) "$CLIENT" --port "$SERVER_PORT" \
+    --reply-timeout $((1 * DEADLINE_SCALE)) <<<"$1"
+  assert_output "recv from server: ${1^^}"
+  assert_success
+}
+
+# Where a process's threads wait: the first field of /proc/PID/task/TID/syscall is the
+# number of the system call a thread is blocked in.
+case $(uname -m) in
+x86_64) SYS_SENDTO=44 ;;
+aarch64) SYS_SENDTO=206 ;;
+*) SYS_SENDTO= ;;
+esac
+need_syscall_numbers() { [ -n "$SYS_SENDTO" ] || skip "no syscall numbers for $(uname -m)"; }
+# in_send PID - a thread of PID, or of one of its children, is blocked in send().
+in_send() {
+  local pid
+  for pid in "$1" $(ps -o pid= --ppid "$1"); do
+    cat "/proc/$pid/task/"*/syscall 2>/dev/null | grep -q "^$SYS_SENDTO " && return 0
+  done
+  return 1
+}
+
+# ---------------------------------------------------------------------------------------
+# Resets at random points
+
+# How a session's end is logged: step 1 closes after its one reply.
+ENDED=" (reset|disconnected|closed by server)$"
+
+# resets_survived CLIENTS BIN ARGS... - CLIENTS connections at once, each reset at a
+# random point of a message (sent part way, replies unread or half read); every one is
+# logged as ended, the server has given back every descriptor, thread and child, and
+# serves the next client. The seed is random, and printed when the test fails.
+resets_survived() {
+  local clients=$1 sessions=$1 queued=0
+  shift
+  if [ "$1" = --queued ]; then queued=1 && shift; fi
+  start_server "$@"
+  local baseline seed=$RANDOM
+  baseline=$(state)
+  if [ "$queued" = 1 ]; then
+    # A server of one client at a time, kept busy by a silent one: the resets reach the
+    # others while they wait in the backlog, before the server has read a byte.
+    hold_open busy
+    wait_for_log " connected$"
+    sessions=$((clients + 1))
+  fi
+  echo "misbehave resets --seed $seed" # shown if the test fails: the run can be repeated
+  run misbehave resets -c "$clients" --seed "$seed" --read-for 1
+  assert_success
+  assert_output --regexp "^connected $clients"
+  [ "$queued" = 0 ] || release busy
+  # Every session ended, whatever the point of its reset; none was left hanging.
+  wait_until 20 log_count_is "$ENDED" "$sessions" ||
+    fail "$(log_count "$ENDED") of $sessions sessions ended: $(tail "$SERVER_LOG")"
+  assert_equal "$(log_count " connected$")" "$sessions"
+  [ "$(log_count " reset$")" -gt 0 ] || fail "no reset was logged"
+  wait_until 10 state_is "$baseline" || fail "after the resets: $(state), before: $baseline"
+  round_trip "still serving"
+  no_errors
+  stop_server
+}
+
+@test "faults: step 3: 50 clients reset at random points mid-message" {
+  resets_survived 50 "$STEP3"
+}
+
+@test "faults: step 4: 50 clients reset at random points mid-message" {
+  resets_survived 50 "$STEP4"
+}
+
+@test "faults: step 5: 50 clients reset at random points mid-message" {
+  resets_survived 50 "$STEP5" --max-children 50
+}
+
+@test "faults: upper --mode threading: 50 clients reset at random points mid-message" {
+  resets_survived 50 "$UPPER" --mode threading
+}
+
+@test "faults: upper --mode forking: 50 clients reset at random points mid-message" {
+  resets_survived 50 "$UPPER" --mode forking --max-children 50
+}
+
+# Steps 1 and 2 serve one client at a time: the resets come while the clients wait.
+@test "faults: step 1: 10 clients reset at random points while they wait their turn" {
+  resets_survived 10 --queued "$STEP1"
+}
+
+@test "faults: step 2: 10 clients reset at random points, one session at a time" {
+  resets_survived 10 "$STEP2"
+}
+
+# ---------------------------------------------------------------------------------------
+# Half-close after sending: every reply still delivered, then the server closes
+
+# replies_after_halfclose BIN ARGS... - 100000 bytes, then shutdown(SHUT_WR); the path
+# back is narrow and the client reads only once the server has read everything, end of
+# stream included, so the server meets the end of stream with replies unsent.
+replies_after_halfclose() {
+  start_server "$@"
+  run misbehave halfclose --bytes 100000 --narrow --wait-read
+  assert_output "received all 100000 bytes, upper-cased" # and then end of stream
+  assert_success
+  wait_for_log " disconnected$"
+  no_errors
+  stop_server
+}
+
+@test "faults: step 2: a half-close after sending still gets every reply" {
+  replies_after_halfclose "$STEP2"
+}
+
+@test "faults: step 4: a half-close after sending still gets every reply" {
+  replies_after_halfclose "$STEP4"
+}
+
+@test "faults: step 5: a half-close after sending still gets every reply" {
+  replies_after_halfclose "$STEP5"
+}
+
+@test "faults: upper (threading, forking): a half-close after sending still gets every reply" {
+  # (sync mode runs the same handler in the serving thread: upper's own suite covers it)
+  local mode
+  for mode in threading forking; do
+    replies_after_halfclose "$UPPER" --mode "$mode"
+  done
+}
+
+@test "faults: step 1: a half-close after its one message still gets the reply" {
+  # Step 1 answers one recv of at most 1024 bytes, then closes: the message fits.
+  start_server "$STEP1"
+  run bash -c "printf 'half closed\\n' | python3 '$MISBEHAVE' --port $SERVER_PORT halfclose"
+  assert_output "HALF CLOSED"
+  assert_success
+  round_trip "next"
+  stop_server
+}
+
+@test "faults: step 1: a reset in the middle of a message is survived" {
+  start_server "$STEP1"
+  # 256 KiB, never read: step 1 reads 1 KiB, replies, closes on the rest (the kernel
+  # resets), and the client resets too; neither may cost the server.
+  run misbehave reset --bytes $((256 << 10)) </dev/null
+  assert_success
+  round_trip "still serving"
+  no_errors
+  stop_server
+}
+
+# ---------------------------------------------------------------------------------------
+# A trickling client, a client that never reads (steps 4 and 5; step 3's are in step3.bats)
+
+# trickle_does_not_delay BIN ARGS...
+trickle_does_not_delay() {
+  start_server "$@"
+  local text="one byte at a time, slowly"
+  in_background trickle python3 "$MISBEHAVE" --port "$SERVER_PORT" trickle --gap 0.1 --text "$text"
+  wait_until 10 output_of trickle "^trickling$"
+  wait_for_log "wrote: o"
+  round_trip "meanwhile"
+  # The round trip came back while the trickle was still going.
+  kill -0 "$BG_PID_trickle" || fail "the trickle had finished: nothing was shown"
+  let_go trickle
+  run cat "$BATS_TEST_TMPDIR/trickle.out"
+  assert_line "recv: b'${text^^}'"
+  no_errors
+  stop_server
+}
+
+@test "faults: step 4: a client that trickles one byte at a time does not delay another" {
+  trickle_does_not_delay "$STEP4"
+}
+
+@test "faults: step 5: a client that trickles one byte at a time does not delay another" {
+  trickle_does_not_delay "$STEP5"
+}
+
+# never_reads BIN ARGS... - a client sends megabytes and reads nothing: its own thread or
+# child blocks in send(), nobody else waits; when it hangs up (unread bytes: a reset),
+# that thread or child is gone and everything is back at its baseline.
+never_reads() {
+  need_syscall_numbers
+  start_server "$@"
+  local baseline
+  baseline=$(state)
+  in_background flood python3 "$MISBEHAVE" --port "$SERVER_PORT" flood --bytes $((32 << 20))
+  wait_until 30 output_of flood "^(blocked|sent all)"
+  run cat "$BATS_TEST_TMPDIR/flood.out"
+  assert_line --regexp "^blocked after [0-9]+ bytes$"
+  wait_until 5 in_send "$SERVER_PID" || fail "no thread or child of the server is in send()"
+  round_trip "not delayed"
+  round_trip "still not delayed"
+  let_go flood
+  wait_for_log " reset$"
+  wait_until 5 state_is "$baseline" || fail "after the flood: $(state), before: $baseline"
+  round_trip "after the flood"
+  no_errors
+  stop_server
+}
+
+@test "faults: step 4: a client that never reads blocks its own thread only" {
+  never_reads "$STEP4"
+}
+
+@test "faults: step 5: a client that never reads blocks its own child only" {
+  never_reads "$STEP5"
+}
+
+# ---------------------------------------------------------------------------------------
+# The descriptor table full
+
+# cpu_ticks - the server's user + system CPU time so far, all threads, in clock ticks.
+cpu_ticks() {
+  local fields
+  read -ra fields < <(sed 's/.*) //' "/proc/$SERVER_PID/stat")
+  echo $((fields[11] + fields[12]))
+}
+
+# saturated_for MS - MS have passed since SATURATED_AT and the server is still out of
+# descriptors (clients wait in its backlog: /proc/net/tcp's listening socket shows them
+# in its rx_queue).
+backlog() {
+  local queue
+  queue=$(awk -v port="$(printf ':%04X' "$SERVER_PORT")" \
+    'substr($2, length($2) - 4) == port && $4 == "0A" {split($5, q, ":"); print q[2]}' /proc/net/tcp)
+  echo $((16#${queue:-0}))
+}
+backlog_is() { [ "$(backlog)" = "$1" ]; }
+saturated_for() { [ $(($(now_ms) - SATURATED_AT)) -ge "$1" ] && [ "$(backlog)" -gt 0 ]; }
+
+# does_not_spin - over two seconds of saturation the server's CPU time grows by less
+# than 20% of the wall time: it waits, it does not retry accept() in a loop.
+does_not_spin() {
+  local ticks0 ticks1 hz wall_ms cpu_ms
+  hz=$(getconf CLK_TCK)
+  SATURATED_AT=$(now_ms)
+  ticks0=$(cpu_ticks)
+  wait_until 10 saturated_for 2000 || fail "the backlog emptied while saturated"
+  ticks1=$(cpu_ticks)
+  wall_ms=$(($(now_ms) - SATURATED_AT))
+  cpu_ms=$(((ticks1 - ticks0) * 1000 / hz))
+  echo "saturated: ${cpu_ms} ms of CPU in ${wall_ms} ms" >&2
+  [ $((cpu_ms * 5)) -lt "$wall_ms" ] || fail "the server spins: ${cpu_ms} ms of CPU in ${wall_ms} ms"
+}
+
+# emfile_survived BIN ARGS... - the server runs under ulimit -n 32; a chat client is
+# connected first, then 40 more hold connections open: the table fills, accept() fails
+# with EMFILE, clients wait in the backlog. The server says so, does not spin, still
+# answers the chat client, and when the 40 hang up (descriptors free up) it accepts what
+# waited and serves a newcomer.
+emfile_survived() {
+  start_server "$BASH" -c 'ulimit -n 32 && exec "$@"' limit "$@"
+  in_background keeper "$CLIENT" --port "$SERVER_PORT" chat
+  say keeper "first"
+  wait_until 5 output_of keeper "recv from server: FIRST"
+  in_background holders python3 "$MISBEHAVE" --port "$SERVER_PORT" hold -c 40
+  wait_until 10 output_of holders "^connected 40$"
+  wait_until 10 grep -q "Too many open files" "$SERVER_ERR" || fail "no EMFILE logged"
+  does_not_spin
+  # The clients it has are still served.
+  say keeper "while full"
+  wait_until 5 output_of keeper "recv from server: WHILE FULL" || fail "the chat client was not answered"
+  # Descriptors free up: the server takes what waited, and the next client.
+  let_go holders
+  wait_until 10 backlog_is 0 || fail "clients still wait in the backlog: $(backlog)"
+  round_trip "after the crowd"
+  say keeper "still here"
+  wait_until 5 output_of keeper "recv from server: STILL HERE"
+  stop_server
+}
+
+@test "faults: step 3: descriptor table full (ulimit -n 32): EMFILE logged, no spin, recovers" {
+  emfile_survived "$STEP3"
+}
+
+@test "faults: step 4: descriptor table full (ulimit -n 32): EMFILE logged, no spin, recovers" {
+  emfile_survived "$STEP4"
+}
+
+@test "faults: upper --mode threading: descriptor table full (ulimit -n 32): EMFILE logged, no spin, recovers" {
+  emfile_survived "$UPPER" --mode threading
+}
+
+lowest_free_fd() {
+  local fd=0
+  while [ -e "/proc/$SERVER_PID/fd/$fd" ]; do fd=$((fd + 1)); done
+  echo "$fd"
+}
+
+@test "faults: step 5: descriptor table full (parent's limit lowered): EMFILE logged, no spin, recovers" {
+  # The parent closes every client's socket once it has forked, so clients alone never
+  # fill its table: its soft limit is lowered to the four it holds (stdin, stdout,
+  # stderr, the listener, whatever it inherited) while a client is being served, then
+  # raised again.
+  start_server "$STEP5"
+  in_background keeper "$CLIENT" --port "$SERVER_PORT" chat
+  say keeper "first"
+  wait_until 5 output_of keeper "recv from server: FIRST"
+  # accept() takes the lowest free descriptor, and fails with EMFILE when that is not
+  # below the soft limit.
+  prlimit --pid "$SERVER_PID" --nofile="$(lowest_free_fd):"
+  in_background holders python3 "$MISBEHAVE" --port "$SERVER_PORT" hold -c 5
+  wait_until 10 output_of holders "^connected 5$"
+  wait_until 10 grep -q "Too many open files" "$SERVER_ERR" || fail "no EMFILE logged"
+  does_not_spin
+  say keeper "while full"
+  wait_until 5 output_of keeper "recv from server: WHILE FULL" || fail "the chat client was not answered"
+  prlimit --pid "$SERVER_PID" --nofile=1024:
+  round_trip "after the limit rose"
+  wait_until 5 log_count_is " connected$" 7 # the keeper, the five that waited, the newcomer
+  let_go holders
+  stop_server
+}
+
+# ---------------------------------------------------------------------------------------
+# A forked child killed (step 5's is in step5.bats)
+
+@test "faults: upper --mode forking: a child killed with SIGKILL disturbs neither the parent nor the others" {
+  start_server "$UPPER" --mode forking
+  in_background victim "$CLIENT" --port "$SERVER_PORT" chat
+  say victim "hello"
+  wait_until 5 output_of victim "recv from server: HELLO"
+  wait_until 5 children_are 1
+  local child
+  child=$(ps -o pid= --ppid "$SERVER_PID" | tr -d ' ')
+  in_background a "$CLIENT" --port "$SERVER_PORT" chat
+  say a "a first"
+  wait_until 5 output_of a "recv from server: A FIRST"
+  wait_until 5 children_are 2
+  kill -KILL "$child"
+  # The dead child is reaped within a poll interval; its client finds the connection closed.
+  wait_until 5 children_are 1 || fail "the killed child was not reaped: $(ps -o pid=,stat= --ppid "$SERVER_PID")"
+  assert_equal "$(server_zombies)" 0
+  say victim "still there?"
+  wait_until 5 output_of victim "^server closed the connection$"
+  # The parent and the other client go on as if nothing happened.
+  say a "a again"
+  wait_until 5 output_of a "recv from server: A AGAIN"
+  round_trip "newcomer"
+  stop_server
+}
