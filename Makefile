@@ -67,4 +67,4 @@ test-valgrind: all
 	VALGRIND=1 VALGRIND_TOOL=helgrind bats $(HELGRIND_SUITES)
 
 clean:
-	rm -f $(SERVERS) tests/client $(FIXTURES) $(STEP6_CLEAN)
+	rm -f $(SERVERS) tests/client $(FIXTURES) $(STEP6_CLEAN) $(BENCH_PROGRAMS) $(BENCH_OUTPUTS)

@@ -1,0 +1,37 @@
+# tests/bench/bench.mk - the benchmark (issue 6), for the root Makefile to include.
+#
+#   make bench            every model against Python's socketserver and the epoll ceiling,
+#                         with the strace pass: tests/bench/RESULTS.md and throughput.png
+#                         (about 10 minutes)
+#   make bench-quick      fewer loads, shorter runs (about a minute):
+#                         tests/bench/results-quick.md and throughput-quick.png
+#   make bench-syscalls   the strace pass alone: system calls per round trip, per model
+#
+# None of this is part of `make test`: a benchmark is not a test. Its packages (gnuplot for
+# the plot, strace for the system calls) are installed here, not in the test dependencies.
+
+BENCH_DIR := tests/bench
+BENCH_PROGRAMS := $(BENCH_DIR)/epoll_server
+BENCH_PACKAGES := gnuplot-nox strace python3 util-linux
+BENCH_OUTPUTS := $(BENCH_DIR)/results-quick.md $(BENCH_DIR)/results-quick.json \
+                 $(BENCH_DIR)/throughput-quick.png $(BENCH_DIR)/RESULTS.json
+
+.PHONY: bench bench-quick bench-syscalls bench-deps bench-clean
+
+$(BENCH_DIR)/epoll_server: $(BENCH_DIR)/epoll_server.c
+	$(CC) $(CFLAGS) -o $@ $<
+
+bench-deps:
+	@tests/deps.sh $(BENCH_PACKAGES)
+
+bench: bench-deps all $(BENCH_PROGRAMS)
+	python3 $(BENCH_DIR)/run.py
+
+bench-quick: bench-deps all $(BENCH_PROGRAMS)
+	python3 $(BENCH_DIR)/run.py --quick --no-syscalls
+
+bench-syscalls: bench-deps all $(BENCH_PROGRAMS)
+	python3 $(BENCH_DIR)/run.py --syscalls-only
+
+bench-clean:
+	rm -f $(BENCH_PROGRAMS) $(BENCH_OUTPUTS)
