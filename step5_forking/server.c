@@ -30,7 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { BUFFER_SIZE = 1024 }; /* the seed's recv(1024) */
+enum { BUFFER_SIZE = 16384 }; /* a 16 KiB message in one recv, not sixteen */
 enum { PEER_NAME_SIZE = INET6_ADDRSTRLEN + 8 }; /* "IP:PORT" */
 enum { POLL_INTERVAL_MS = 500 };                /* serve_forever's poll_interval=0.5 */
 enum { DEFAULT_MAX_CHILDREN = 40, MAX_CHILDREN_LIMIT = 100000 };
@@ -245,11 +245,22 @@ static int write_all(int fd, const char *buf, size_t len) {
   return 0;
 }
 
-/* Log what a client wrote, trailing whitespace trimmed as the seed's strip() does. */
+/*
+ * Log what a client wrote, trailing whitespace trimmed as the seed's strip() does. Any
+ * other control byte is shown as '.': a newline or a NUL from a client must not forge a
+ * log line of its own or hide what follows it.
+ */
 static void log_message(const char *peer, const char *buf, size_t len) {
   while (len > 0 && (buf[len - 1] == ' ' || (buf[len - 1] >= '\t' && buf[len - 1] <= '\r')))
     len--;
-  printf("%s wrote: %.*s\n", peer, (int)len, buf);
+  flockfile(stdout); /* one whole line, even when several threads log at once */
+  printf("%s wrote: ", peer);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)buf[i];
+    putc_unlocked(c < ' ' || c == 127 ? '.' : c, stdout);
+  }
+  putc_unlocked('\n', stdout);
+  funlockfile(stdout);
 }
 
 /* Replies go out as soon as they are written: no waiting for Nagle's algorithm. */

@@ -102,3 +102,15 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
     stop_server
   done
 }
+
+@test "every echo server: a newline or NUL inside a message cannot forge or hide a log line" {
+  printf 'one\nserving on fake\0hidden\n' >"$BATS_TEST_TMPDIR/in"
+  for server in $(echo_servers); do
+    start_server "$server"
+    exchange "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
+    wait_for_log "wrote: one\.serving on fake\.hidden$"
+    run grep -c "^serving on" "$SERVER_LOG"
+    assert_output 1
+    stop_server
+  done
+}
