@@ -220,8 +220,17 @@ void log_event(struct handler *h, const char *format, ...) {
   printf("%s %s\n", h->client_address, line);
 }
 
+/* Control bytes are shown as '.': a client's newline or NUL must not forge or hide a line. */
 void log_wrote(struct handler *h, const char *text, size_t len) {
-  printf("%s wrote: %.*s\n", h->client_address, (int)trimmed_length(text, len), text);
+  len = trimmed_length(text, len);
+  flockfile(stdout); /* one whole line, even when several threads log at once */
+  printf("%s wrote: ", h->client_address);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)text[i];
+    putc_unlocked(c < ' ' || c == 127 ? '.' : c, stdout);
+  }
+  putc_unlocked('\n', stdout);
+  funlockfile(stdout);
 }
 
 int session_failed(struct handler *h, const char *what) {
