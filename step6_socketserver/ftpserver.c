@@ -21,6 +21,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,6 +268,9 @@ int main(int argc, char **argv) {
       .user = &folder,
   };
   program_parse(&ftp, argc, argv);
+  /* A file past the size limit (ulimit -f) is a write failing with EFBIG, answered as any
+     other failed write, not a SIGXFSZ that kills the server. */
+  signal(SIGXFSZ, SIG_IGN);
   if (prepare(folder.dir) < 0) {
     fprintf(stderr, "cannot use %s as the folder: %s\n", folder.dir, strerror(errno));
     return 1;

@@ -9,13 +9,17 @@
 
 #include "program.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_MODE = 256, OPT_MAX_CHILDREN, OPT_UDP, OPT_UNIX };
+enum { OPT_MODE = 256, OPT_MAX_CHILDREN, OPT_UDP, OPT_UNIX, OPT_TIMEOUT, OPT_MAX_CLIENTS,
+       OPT_ALLOW };
 enum { MAX_OPTIONS = 16 };
 
 static const struct option common_options[] = {
@@ -23,6 +27,9 @@ static const struct option common_options[] = {
     {"port", required_argument, NULL, 'p'},
     {"mode", required_argument, NULL, OPT_MODE},
     {"max-children", required_argument, NULL, OPT_MAX_CHILDREN},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+    {"allow", required_argument, NULL, OPT_ALLOW},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -38,7 +45,11 @@ static const char common_help[] =
     "  -p, --port PORT         port to listen on, 0 picks a free one (default 9999)\n"
     "      --mode MODE         sync (one client at a time), threading (a thread per\n"
     "                          client) or forking (a process per client); default threading\n"
-    "      --max-children N    forking: at most N children at once (default 40)\n";
+    "      --max-children N    forking: at most N children at once (default 40)\n"
+    "      --timeout SECONDS   close a stream client silent for SECONDS (default: never)\n"
+    "      --max-clients N     threading: refuse a client beyond N at once (default: no limit)\n"
+    "      --allow CIDR        serve only peers in this IPv4 or IPv6 network, refuse the\n"
+    "                          others (repeatable; default: every peer)\n";
 
 static const char datagram_help[] =
     "      --udp               datagrams: one reply datagram per request datagram\n"
@@ -63,6 +74,35 @@ static long parse_number(const char *text, long min, long max) {
   errno = 0;
   long n = strtol(text, &end, 10);
   return errno == 0 && end != text && *end == '\0' && n >= min && n <= max ? n : -1;
+}
+
+/* SECONDS: a positive number of seconds, at most a day; -1 if not. */
+static double parse_seconds(const char *text) {
+  char *end;
+  errno = 0;
+  double d = strtod(text, &end);
+  return errno == 0 && end != text && *end == '\0' && isfinite(d) && d > 0 && d <= 86400 ? d
+                                                                                            : -1;
+}
+
+/* ADDRESS/BITS, IPv4 or IPv6 (BITS may be left out: the one address); 0, or -1. */
+static int parse_network(const char *text, struct network *net) {
+  char address[INET6_ADDRSTRLEN];
+  const char *slash = strchr(text, '/');
+  size_t len = slash ? (size_t)(slash - text) : strlen(text);
+  if (len == 0 || len >= sizeof address)
+    return -1;
+  memcpy(address, text, len);
+  address[len] = '\0';
+  net->family = strchr(address, ':') ? AF_INET6 : AF_INET;
+  int max = net->family == AF_INET6 ? 128 : 32;
+  if (inet_pton(net->family, address, net->address) != 1)
+    return -1;
+  long bits = slash ? parse_number(slash + 1, 0, max) : max;
+  if (bits < 0 || (slash && (slash[1] < '0' || slash[1] > '9')))
+    return -1;
+  net->bits = (int)bits;
+  return 0;
 }
 
 static int parse_mode(const char *text, enum server_mode *mode) {
@@ -119,6 +159,20 @@ void program_parse(struct program *p, int argc, char **argv) {
         bad_value(p, option, optarg);
       p->max_children = (size_t)n;
       break;
+    case OPT_TIMEOUT:
+      if ((p->timeout = parse_seconds(optarg)) < 0)
+        bad_value(p, option, optarg);
+      break;
+    case OPT_MAX_CLIENTS:
+      if ((n = parse_number(optarg, 1, 1000000)) < 0)
+        bad_value(p, option, optarg);
+      p->max_clients = (size_t)n;
+      break;
+    case OPT_ALLOW:
+      if (p->allow_count == MAX_ALLOW || parse_network(optarg, &p->allow[p->allow_count]) < 0)
+        bad_value(p, option, optarg);
+      p->allow_count++;
+      break;
     case OPT_UDP:
       p->udp = true;
       break;
@@ -140,6 +194,15 @@ void program_parse(struct program *p, int argc, char **argv) {
     fprintf(stderr, "%s: unexpected argument: %s\n", p->name, argv[optind]);
     usage(p, stderr, 2);
   }
+  const char *misfit = NULL;
+  if (p->max_clients > 0 && (p->mode != SERVER_THREADING || p->udp))
+    misfit = "--max-clients is for stream clients in --mode threading";
+  else if (p->allow_count > 0 && p->unix_path != NULL)
+    misfit = "--allow is for IP peers, not --unix";
+  if (misfit != NULL) {
+    fprintf(stderr, "%s: %s\n", p->name, misfit);
+    usage(p, stderr, 2);
+  }
 }
 
 /* ---- Serving ------------------------------------------------------------------------ */
@@ -147,8 +210,59 @@ void program_parse(struct program *p, int argc, char **argv) {
 /* Each stream session is logged from its start to its end; a datagram only as "wrote:". */
 static bool is_stream(const struct handler *h) { return h->server->socket_type == SOCK_STREAM; }
 
-/* h->state says how the session ended: NULL, or &client_reset when the client reset it. */
-static char client_reset;
+/* h->state says how the session ended: NULL, &client_reset when the client reset it, or
+ * &client_timed_out when it stayed silent beyond --timeout. */
+static char client_reset, client_timed_out;
+
+/* The program being served, for verify_request (one server per process). */
+static const struct program *serving;
+
+/* Whether ADDRESS is in NET. */
+static bool in_network(const struct network *net, const unsigned char *address) {
+  int whole = net->bits / 8, rest = net->bits % 8;
+  return memcmp(net->address, address, (size_t)whole) == 0 &&
+         (rest == 0 || ((net->address[whole] ^ address[whole]) & (0xff << (8 - rest))) == 0);
+}
+
+/* --allow: whether the peer is in one of the networks (an IPv4 peer seen as ::ffff:a.b.c.d
+ * is matched as IPv4 too). */
+static bool peer_allowed(const struct program *p, const struct request *req) {
+  const struct sockaddr_storage *ss = &req->client_address;
+  const unsigned char *v4 = NULL, *v6 = NULL;
+  if (ss->ss_family == AF_INET) {
+    v4 = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+  } else if (ss->ss_family == AF_INET6) {
+    v6 = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)ss)->sin6_addr))
+      v4 = v6 + 12;
+  }
+  for (size_t i = 0; i < p->allow_count; i++) {
+    const unsigned char *address = p->allow[i].family == AF_INET ? v4 : v6;
+    if (address != NULL && in_network(&p->allow[i], address))
+      return true;
+  }
+  return false;
+}
+
+/* BaseServer.verify_request, overridden: --allow, then --max-clients (threading: the live
+ * handler threads, once the finished ones are joined). A refusal is logged; the framework
+ * then closes the connection. */
+static bool program_verify_request(struct server *s, struct request *req) {
+  const struct program *p = serving;
+  if (p->allow_count > 0 && !peer_allowed(p, req)) {
+    printf("%s refused: not in --allow\n", req->client_name);
+    return false;
+  }
+  if (p->max_clients > 0) {
+    threading_mixin_service_actions(s); /* join the threads that have ended */
+    if (server_thread_count(s) >= p->max_clients) {
+      printf("%s refused: %zu clients already (--max-clients)\n", req->client_name,
+             p->max_clients);
+      return false;
+    }
+  }
+  return base_server_verify_request(s, req);
+}
 
 static int session_setup(struct handler *h) {
   if (is_stream(h))
@@ -159,7 +273,10 @@ static int session_setup(struct handler *h) {
 static void session_finish(struct handler *h) {
   request_handler_finish(h);
   if (is_stream(h))
-    printf("%s %s\n", h->client_address, h->state == &client_reset ? "reset" : "disconnected");
+    printf("%s %s\n", h->client_address,
+           h->state == &client_reset       ? "reset"
+           : h->state == &client_timed_out ? "timed out"
+                                           : "disconnected");
 }
 
 int program_serve(struct program *p) {
@@ -176,11 +293,14 @@ int program_serve(struct program *p) {
       .handle = p->handle,
       .finish = session_finish,
       .disable_nagle_algorithm = p->disable_nagle_algorithm,
+      .timeout = p->timeout, /* StreamRequestHandler.timeout: reads and writes fail after it */
   };
+  serving = p;
   struct server *s = server_new_unbound(kind, p->mode, address, &handler, p->user);
   if (s != NULL) {
     s->allow_reuse_address = true; /* a restart need not wait for TIME_WAIT */
     s->max_children = p->max_children;
+    s->ops.verify_request = program_verify_request;
   }
   if (s == NULL || server_bind_and_activate(s) < 0) {
     fprintf(stderr, "cannot bind %s: %s\n", address, strerror(errno));
@@ -236,6 +356,8 @@ void log_wrote(struct handler *h, const char *text, size_t len) {
 int session_failed(struct handler *h, const char *what) {
   if (errno == ECONNRESET || errno == EPIPE)
     h->state = &client_reset;
+  else if (errno == ETIMEDOUT) /* --timeout: the client's silence, not our error */
+    h->state = &client_timed_out;
   else
     snprintf(h->request->error, sizeof h->request->error, "%s: %s", what, strerror(errno));
   return -1;

@@ -4,6 +4,7 @@
  * A program is its handle() and, if it has any, its own options. Everything else the
  * contract asks of every server is here, once: the options (--host, --port, --mode,
  * --max-children, --help; --udp and --unix for the programs that offer them), the
+ * defences (--timeout, --max-clients, --allow), the
  * usage and its exit statuses, the server of the chosen kind and mode, the ready line,
  * SIGINT/SIGTERM, and the log lines:
  *
@@ -11,6 +12,8 @@
  *   IP:PORT wrote: TEXT         each message received, trailing whitespace trimmed
  *   IP:PORT disconnected        when a stream handler ends (finish) ...
  *   IP:PORT reset               ... or this, when the client reset the connection
+ *   IP:PORT timed out           ... or this, when it stayed silent beyond --timeout
+ *   IP:PORT refused: WHY        a connection closed at once (--allow, --max-clients)
  *
  * A whole program (upper.c is one):
  *
@@ -42,6 +45,14 @@
 
 /* A program's own options take getopt values from here on (the common ones are below). */
 enum { PROGRAM_OPTION = 512 };
+enum { MAX_ALLOW = 16 }; /* --allow CIDRs */
+
+/* One --allow network: FAMILY's address bytes, the first BITS of which must match. */
+struct network {
+  int family; /* AF_INET or AF_INET6 */
+  unsigned char address[16];
+  int bits;
+};
 
 struct program {
   /* Said by the program. */
@@ -59,6 +70,10 @@ struct program {
   bool udp;
   enum server_mode mode;
   size_t max_children;
+  double timeout;                 /* --timeout: the handler's idle timeout, 0: none */
+  size_t max_clients;             /* --max-clients: threading, live handlers; 0: no limit */
+  struct network allow[MAX_ALLOW]; /* --allow: a peer must be in one, if any is given */
+  size_t allow_count;
   const char *name;               /* argv[0], for messages */
 };
 

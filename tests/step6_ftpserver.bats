@@ -241,3 +241,111 @@ EOF
     [ -z "$(ls -A "$UP")" ] # ... and gone
   done
 }
+
+# ---- Hostile input, the cases above do not cover ----------------------------------
+
+@test "ftpserver: a header length larger than what follows ends the connection, nothing more" {
+  serve
+  run raw "struct.pack('<i', 100) + b'{\"cmd\":\"ge'" # 10 of the 100 bytes, then the close
+  assert_success
+  assert_output '' # no frame to answer: the connection just ends
+  wait_for_log '^127\.0\.0\.1:[0-9]+ disconnected$'
+  still_serving
+  stop_server
+}
+
+@test "ftpserver: a filename that is missing or not a string is refused, and the session goes on" {
+  serve
+  local header body
+  # A put's body is read and dropped, so the get after it is a frame of its own.
+  while read -r header body; do
+    run raw "$(frame "json.dumps($header).encode()") + $body + \
+      $(frame "json.dumps({'cmd':'get','filename':'missing'}).encode()")"
+    assert_success
+    assert_line --index 0 '{"status":"error","reason":"no file name"}'
+    assert_line --index 1 --regexp '^\{"status":"error","reason":"cannot send missing: [^"]+"\}$'
+  done <<'EOF'
+{'cmd':'put','filename':7,'filesize':3} b'abc'
+{'cmd':'put','filesize':3} b'abc'
+{'cmd':'put','filename':['a'],'filesize':3} b'abc'
+{'cmd':'get','filename':7} b''
+{'cmd':'get'} b''
+EOF
+  run raw "$(frame "json.dumps({'cmd':7}).encode()") + $(frame "json.dumps({'cmd':None}).encode()")"
+  assert_output '{"status":"error","reason":"unknown command"}
+{"status":"error","reason":"unknown command"}'
+  [ -z "$(ls -A "$UP")" ]
+  still_serving
+  stop_server
+}
+
+@test "ftpserver: a name of 255 bytes is stored, 256 refused; DEL, ESC and CR are refused" {
+  serve
+  printf 'x' >"$BATS_TEST_TMPDIR/x"
+  local n255 n256 name
+  n255=$(printf 'b%.0s' $(seq 255))
+  n256=$(printf 'b%.0s' $(seq 256))
+  run client put "$BATS_TEST_TMPDIR/x" --as "$n255"
+  assert_success
+  run client put "$BATS_TEST_TMPDIR/x" --as "$n256"
+  assert_output '{"status":"error","reason":"file name too long"}'
+  for name in $'del\x7f' $'esc\x1b[31m' $'cr\r' $'bell\x07'; do
+    run client put "$BATS_TEST_TMPDIR/x" --as "$name"
+    assert_output '{"status":"error","reason":"file name contains a slash or a control byte"}'
+  done
+  [ "$(ls -A "$UP")" = "$n255" ]
+  stop_server
+}
+
+@test "ftpserver: a put to the name of a planted symlink replaces the link, never writes through it" {
+  serve
+  printf 'outside' >"$BATS_TEST_TMPDIR/outside"
+  ln -s "$BATS_TEST_TMPDIR/outside" "$UP/trap"
+  printf 'evil' >"$BATS_TEST_TMPDIR/evil"
+  run client put "$BATS_TEST_TMPDIR/evil" --as trap
+  assert_success
+  [ "$(cat "$BATS_TEST_TMPDIR/outside")" = outside ] # the file outside is untouched
+  [ ! -L "$UP/trap" ] && [ "$(cat "$UP/trap")" = evil ]
+  stop_server
+}
+
+@test "ftpserver under ulimit -f: a write the disk refuses is an error reply, and leaves nothing" {
+  # 64 KiB per file; SIGXFSZ is left at its default here: the server must ignore it.
+  start_server bash -c 'ulimit -f 64 && exec "$0" "$@"' "$FTPSERVER" --dir "$UP"
+  head -c 200000 /dev/urandom >"$BATS_TEST_TMPDIR/big"
+  run client put "$BATS_TEST_TMPDIR/big"
+  assert_failure 1
+  assert_output '{"status":"error","reason":"cannot store big: File too large"}'
+  [ -z "$(ls -A "$UP")" ] # neither the temp file nor anything under the name
+  still_serving # and the connection's whole body was read: the session was in step
+  stop_server
+}
+
+@test "ftpserver: two uploads of one name at once end as one of them whole, never a mix" {
+  serve
+  head -c 2097152 /dev/urandom >"$BATS_TEST_TMPDIR/a"
+  head -c 2097152 /dev/urandom >"$BATS_TEST_TMPDIR/b"
+  # Both headers first, then the two bodies interleaved 64 KiB at a time, so the two
+  # uploads are surely under way together.
+  python3 - "$SERVER_PORT" "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" <<'EOF'
+import json, socket, struct, sys
+bodies = [open(path, 'rb').read() for path in sys.argv[2:]]
+conns = [socket.create_connection(('127.0.0.1', int(sys.argv[1]))) for _ in bodies]
+for c, body in zip(conns, bodies):
+    head = json.dumps({'cmd': 'put', 'filename': 'same', 'filesize': len(body)}).encode()
+    c.sendall(struct.pack('<i', len(head)) + head)
+for at in range(0, len(bodies[0]), 65536):
+    for c, body in zip(conns, bodies):
+        c.sendall(body[at:at + 65536])
+for c in conns:
+    c.shutdown(socket.SHUT_WR)
+    c.settimeout(30)
+    reply = b''
+    while chunk := c.recv(65536):
+        reply += chunk
+    assert b'"status":"ok"' in reply, reply
+EOF
+  cmp -s "$UP/same" "$BATS_TEST_TMPDIR/a" || cmp -s "$UP/same" "$BATS_TEST_TMPDIR/b"
+  [ "$(ls -A "$UP")" = same ]
+  stop_server
+}
