@@ -16,45 +16,8 @@ STEP3=$LAB/step3_select/server
 STEP4=$LAB/step4_threading/server
 STEP5=$LAB/step5_forking/server
 UPPER=$LAB/step6_socketserver/upper
-MISBEHAVE="$LAB/tests/tools/misbehave.py"
 
-misbehave() { python3 "$MISBEHAVE" --port "$SERVER_PORT" "$@"; }
 
-# in_background NAME COMMAND... - run COMMAND with its input on a fifo this test holds
-# open (`let_go NAME` closes it, which ends the command); its output is in NAME.out.
-# The fifo ends of the commands started before are closed in this one, so each command
-# sees its own end of input.
-BG_FDS=""
-in_background() {
-  local name=$1 fd
-  shift
-  mkfifo "$BATS_TEST_TMPDIR/$name.in"
-  # shellcheck disable=SC2016
-  "$BASH" -c 'for fd in $1; do eval "exec $fd>&-"; done; shift; exec "$@"' close-fifos \
-    "$BG_FDS" "$@" <"$BATS_TEST_TMPDIR/$name.in" >"$BATS_TEST_TMPDIR/$name.out" 2>&1 3>&- &
-  printf -v "BG_PID_$name" %s $!
-  exec {fd}>"$BATS_TEST_TMPDIR/$name.in"
-  printf -v "BG_FD_$name" %s "$fd"
-  BG_FDS+=" $fd"
-}
-
-# say NAME LINE - one line on NAME's input (a chat client sends it).
-say() {
-  local fd_var="BG_FD_$1"
-  printf '%s\n' "$2" >&"${!fd_var}"
-}
-
-let_go() {
-  local fd_var="BG_FD_$1" pid_var="BG_PID_$1"
-  eval "exec ${!fd_var}>&-"
-  BG_FDS=${BG_FDS/ ${!fd_var}/}
-  wait "${!pid_var}"
-}
-
-output_of() { grep -qE -- "$2" "$BATS_TEST_TMPDIR/$1.out"; }
-log_count() { grep -cE -- "$1" "$SERVER_LOG" || true; }
-log_count_is() { [ "$(log_count "$1")" = "$2" ]; }
-now_ms() { date +%s%3N; }
 
 # The server's resources, for "back where it started".
 # Under ThreadSanitizer (SANITIZER=thread) the thread count is left out: TSan starts a

@@ -185,11 +185,57 @@ release() {
   wait "${!pid_var}"
 }
 
+# in_background NAME COMMAND... - run COMMAND with its input on a fifo this test holds
+# open (`let_go NAME` closes it, which ends the command); its output is in NAME.out.
+# The fifo ends of the commands started before are closed in this one, so each command
+# sees its own end of input.
+BG_FDS=""
+in_background() {
+  local name=$1 fd
+  shift
+  mkfifo "$BATS_TEST_TMPDIR/$name.in"
+  # shellcheck disable=SC2016
+  "$BASH" -c 'for fd in $1; do eval "exec $fd>&-"; done; shift; exec "$@"' close-fifos \
+    "$BG_FDS" "$@" <"$BATS_TEST_TMPDIR/$name.in" >"$BATS_TEST_TMPDIR/$name.out" 2>&1 3>&- &
+  printf -v "BG_PID_$name" %s $!
+  exec {fd}>"$BATS_TEST_TMPDIR/$name.in"
+  printf -v "BG_FD_$name" %s "$fd"
+  BG_FDS+=" $fd"
+}
+
+# say NAME LINE - one line on NAME's input (a chat client sends it).
+say() {
+  local fd_var="BG_FD_$1"
+  printf '%s\n' "$2" >&"${!fd_var}"
+}
+
+let_go() {
+  local fd_var="BG_FD_$1" pid_var="BG_PID_$1"
+  eval "exec ${!fd_var}>&-"
+  BG_FDS=${BG_FDS/ ${!fd_var}/}
+  wait "${!pid_var}"
+}
+
+# output_of NAME PATTERN - NAME has printed a line matching PATTERN.
+output_of() { grep -qE -- "$2" "$BATS_TEST_TMPDIR/$1.out"; }
+
+# misbehave MODE ARGS... - a misbehaving client (tests/tools/misbehave.py) for the server;
+# in_background needs a program, so it is given python3 "$MISBEHAVE" --port ... instead.
+MISBEHAVE="$LAB/tests/tools/misbehave.py"
+misbehave() { python3 "$MISBEHAVE" --port "$SERVER_PORT" "$@"; }
+
 # The state of the running server, read from /proc.
 server_threads() { awk '/^Threads:/ {print $2}' "/proc/$SERVER_PID/status"; }
 server_fds() { ls "/proc/$SERVER_PID/fd" | wc -l; }
 server_children() { ps -o pid= --ppid "$SERVER_PID" | wc -l; }
 server_zombies() { ps -o stat= --ppid "$SERVER_PID" | grep -c '^Z' || true; }
+threads_are() { [ "$(server_threads)" = "$1" ]; }
+fds_are() { [ "$(server_fds)" = "$1" ]; }
+
+# log_count PATTERN - how many lines of the server's log match PATTERN.
+log_count() { grep -cE -- "$1" "$SERVER_LOG" || true; }
+log_count_is() { [ "$(log_count "$1")" = "$2" ]; }
+now_ms() { date +%s%3N; }
 
 teardown() {
   if [ -n "${SERVER_PID:-}" ]; then

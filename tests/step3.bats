@@ -9,31 +9,11 @@ load helpers
 # STEP3=PATH runs the suite against another build (a broken copy, or step 2 to watch
 # the concurrency tests fail).
 STEP3=${STEP3:-$LAB/step3_select/server}
-MISBEHAVE="$LAB/tests/tools/misbehave.py"
 
-misbehave() { python3 "$MISBEHAVE" --port "$SERVER_PORT" "$@"; }
 
-# in_background NAME COMMAND... - run COMMAND with its input on a fifo this test holds
-# open (closing it with `let_go NAME` ends the command); its output is in NAME.out.
-in_background() {
-  local name=$1 fd
-  shift
-  mkfifo "$BATS_TEST_TMPDIR/$name.in"
-  "$@" <"$BATS_TEST_TMPDIR/$name.in" >"$BATS_TEST_TMPDIR/$name.out" 2>&1 3>&- &
-  printf -v "BG_PID_$name" %s $!
-  exec {fd}>"$BATS_TEST_TMPDIR/$name.in"
-  printf -v "BG_FD_$name" %s "$fd"
-}
 
-let_go() {
-  local fd_var="BG_FD_$1" pid_var="BG_PID_$1"
-  eval "exec ${!fd_var}>&-"
-  wait "${!pid_var}"
-}
 
-output_of() { grep -qE -- "$2" "$BATS_TEST_TMPDIR/$1.out"; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"; }
-fds_are() { [ "$(server_fds)" = "$1" ]; }
 
 # round_trip TEXT - one client's message must be answered within a second (the client
 # says so when it is not; `timeout` ends it, for it would go on waiting).
@@ -75,7 +55,7 @@ round_trip() {
   start_server "$STEP3"
   local baseline
   baseline=$(server_fds)
-  in_background crowd misbehave crowd -c 100 --rounds 3
+  in_background crowd python3 "$MISBEHAVE" --port "$SERVER_PORT" crowd -c 100 --rounds 3
   wait_until 20 output_of crowd "^answered"
   run cat "$BATS_TEST_TMPDIR/crowd.out"
   assert_line "answered 100, closed by server 0, wrong 0"
@@ -90,7 +70,7 @@ round_trip() {
 
 @test "step 3: a client that sends megabytes and never reads does not delay another" {
   start_server "$STEP3"
-  in_background flood misbehave flood --bytes $((32 << 20))
+  in_background flood python3 "$MISBEHAVE" --port "$SERVER_PORT" flood --bytes $((32 << 20))
   wait_until 30 output_of flood "^(blocked|sent all)"
   round_trip "not delayed"
   round_trip "still not delayed"
@@ -106,7 +86,7 @@ round_trip() {
   round_trip "warm up"
   local before
   before=$(rss_kb)
-  in_background flood misbehave flood --bytes $((32 << 20))
+  in_background flood python3 "$MISBEHAVE" --port "$SERVER_PORT" flood --bytes $((32 << 20))
   # Without backpressure the server takes all 32 MiB; with it, the flood blocks.
   wait_until 30 output_of flood "^(blocked|sent all)"
   run cat "$BATS_TEST_TMPDIR/flood.out"
@@ -122,7 +102,7 @@ round_trip() {
 @test "step 3: a client that trickles one byte at a time does not delay another" {
   start_server "$STEP3"
   local text="one byte at a time, slowly"
-  in_background trickle misbehave trickle --gap 0.1 --text "$text"
+  in_background trickle python3 "$MISBEHAVE" --port "$SERVER_PORT" trickle --gap 0.1 --text "$text"
   wait_until 10 output_of trickle "^trickling$"
   wait_for_log "wrote: t"
   round_trip "meanwhile"
@@ -137,7 +117,7 @@ round_trip() {
 @test "step 3: connections beyond FD_SETSIZE are refused and logged, the rest served" {
   ulimit -n 2048
   start_server "$STEP3"
-  in_background crowd misbehave crowd -c 1100 --timeout $((5 * DEADLINE_SCALE))
+  in_background crowd python3 "$MISBEHAVE" --port "$SERVER_PORT" crowd -c 1100 --timeout $((5 * DEADLINE_SCALE))
   wait_until 60 output_of crowd "^answered"
   run cat "$BATS_TEST_TMPDIR/crowd.out"
   assert_line --regexp "^answered 10[0-9][0-9], closed by server [1-9][0-9]*, wrong 0$"

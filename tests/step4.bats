@@ -3,33 +3,11 @@
 
 load helpers
 
+# chat_open NAME - a chat client in the background: `say NAME LINE`, `let_go NAME`.
+chat_open() { in_background "$1" "$CLIENT" --port "$SERVER_PORT" chat; }
+
 # STEP4=PATH runs the suite against another build (a sanitizer build, a broken copy).
 STEP4=${STEP4:-$LAB/step4_threading/server}
-
-# chat_open NAME - a chat client that stays connected, reading its lines from a fifo the
-# test keeps open: `chat_say NAME LINE` sends one. Its output is in $BATS_TEST_TMPDIR/NAME.out.
-CHAT_FDS=""
-chat_open() {
-  local name=$1 fd
-  mkfifo "$BATS_TEST_TMPDIR/$name.in"
-  # The other clients' fifo ends are closed in this one: a fifo held open by someone
-  # else would never give its reader the end of input.
-  (
-    for fd in $CHAT_FDS ${HOLDER_FDS:-}; do eval "exec $fd>&-"; done
-    exec "$CLIENT" --port "$SERVER_PORT" chat
-  ) <"$BATS_TEST_TMPDIR/$name.in" >"$BATS_TEST_TMPDIR/$name.out" 2>&1 3>&- &
-  exec {fd}>"$BATS_TEST_TMPDIR/$name.in"
-  printf -v "CHAT_FD_$name" %s "$fd"
-  CHAT_FDS+=" $fd"
-}
-
-chat_say() {
-  local fd_var="CHAT_FD_$1"
-  printf '%s\n' "$2" >&"${!fd_var}"
-}
-
-# output_of NAME PATTERN - the client NAME has printed a line matching PATTERN.
-output_of() { grep -qE -- "$2" "$BATS_TEST_TMPDIR/$1.out"; }
 
 # local_port NAME - the port a held client connected from.
 local_port() { sed -n 's/^connected from .*://p' "$BATS_TEST_TMPDIR/$1.out"; }
@@ -61,9 +39,6 @@ stuck_in_send() {
   [ "$STUCK_LOOKS" -ge 5 ]
 }
 
-threads_are() { [ "$(server_threads)" = "$1" ]; }
-fds_are() { [ "$(server_fds)" = "$1" ]; }
-now_ms() { date +%s%3N; }
 
 @test "step 4: --help names --poll-interval and exits 0" {
   run --separate-stderr "$STEP4" --help
@@ -120,7 +95,7 @@ now_ms() { date +%s%3N; }
   assert_line --index 2 Thread-3
   # The thread names its own lines.
   chat_open d
-  chat_say d "who serves me?"
+  say d "who serves me?"
   wait_until 5 output_of d "recv from server: WHO SERVES ME\?"
   wait_for_log "^Thread-4: 127\.0\.0\.1:[0-9]+ wrote: who serves me\?$"
   stop_server
@@ -163,7 +138,7 @@ now_ms() { date +%s%3N; }
   local name
   for name in a b c; do
     chat_open "$name"
-    chat_say "$name" "hello from $name"
+    say "$name" "hello from $name"
     wait_until 5 output_of "$name" "recv from server: HELLO FROM ${name^^}"
   done
   wait_until 5 threads_are 4
@@ -176,7 +151,7 @@ now_ms() { date +%s%3N; }
   run grep -c "disconnected$" "$SERVER_LOG"
   assert_output 3
   for name in a b c; do
-    chat_say "$name" "anyone there?"
+    say "$name" "anyone there?"
     wait_until 5 output_of "$name" "^server closed the connection$"
   done
 }

@@ -70,7 +70,6 @@ EOF
   stop_server
 }
 
-threads_are() { [ "$(server_threads)" = "$1" ]; }
 children_are() { [ "$(server_children)" = "$1" ]; }
 
 # silent_client_dropped MODE - with --timeout 1, a client that says nothing is closed

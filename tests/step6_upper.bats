@@ -10,7 +10,6 @@ STEP6="$LAB/step6_socketserver"
 UPPER="${UPPER:-$STEP6/upper}"
 PROGRAMS=(upper callcenter ftpserver threadname)
 
-threads_are() { [ "$(server_threads)" = "$1" ]; }
 children_are() { [ "$(server_children)" = "$1" ]; }
 
 # serve MODE TRANSPORT - start upper in MODE over TRANSPORT (tcp, udp, unix,

@@ -11,9 +11,7 @@ STEP4=$LAB/step4_threading/server
 STEP5=$LAB/step5_forking/server
 UPPER=$LAB/step6_socketserver/upper
 
-log_count() { grep -cE -- "$1" "$SERVER_LOG" || true; }
 accepted_at_least() { [ "$(log_count " connected$")" -ge "$1" ]; }
-now_ms() { date +%s%3N; }
 
 # sigterm_under_load BIN ARGS... - 200 connections of the bench client at once, messages
 # of 1 B to 4 KiB, without end; once the server has accepted 50 of them (40 for a forking
