@@ -236,16 +236,12 @@ static int write_all(int fd, const char *buf, size_t len) {
  * log line of its own or hide what follows it.
  */
 static void log_message(const char *peer, const char *buf, size_t len) {
+  char shown[BUFFER_SIZE]; /* len is at most one recv(), BUFFER_SIZE bytes */
   while (len > 0 && (buf[len - 1] == ' ' || (buf[len - 1] >= '\t' && buf[len - 1] <= '\r')))
     len--;
-  flockfile(stdout); /* one whole line, even when several threads log at once */
-  printf("%s wrote: ", peer);
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)buf[i];
-    putc_unlocked(c < ' ' || c == 127 ? '.' : c, stdout);
-  }
-  putc_unlocked('\n', stdout);
-  funlockfile(stdout);
+  for (size_t i = 0; i < len; i++)
+    shown[i] = (unsigned char)buf[i] < ' ' || buf[i] == 127 ? '.' : buf[i];
+  printf("%s wrote: %.*s\n", peer, (int)len, shown);
 }
 
 /* Replies go out as soon as they are written: no waiting for Nagle's algorithm. */

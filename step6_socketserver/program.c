@@ -342,14 +342,18 @@ void log_event(struct handler *h, const char *format, ...) {
 
 /* Control bytes are shown as '.': a client's newline or NUL must not forge or hide a line. */
 void log_wrote(struct handler *h, const char *text, size_t len) {
+  char shown[256];
   len = trimmed_length(text, len);
   flockfile(stdout); /* one whole line, even when several threads log at once */
   printf("%s wrote: ", h->client_address);
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)text[i];
-    putc_unlocked(c < ' ' || c == 127 ? '.' : c, stdout);
+  for (size_t done = 0; done < len;) { /* in pieces: a message has no size limit */
+    size_t piece = len - done < sizeof shown ? len - done : sizeof shown;
+    for (size_t i = 0; i < piece; i++)
+      shown[i] = (unsigned char)text[done + i] < ' ' || text[done + i] == 127 ? '.' : text[done + i];
+    fwrite(shown, 1, piece, stdout);
+    done += piece;
   }
-  putc_unlocked('\n', stdout);
+  fputc('\n', stdout);
   funlockfile(stdout);
 }
 
