@@ -306,8 +306,8 @@ static int echo_once(int client, const char *peer) {
 
 /* The seed's handle() loop: receive and reply until the client closes its end. */
 static void handle_client(int client, const char *peer) {
-  /* A child told to stop ends its session even when its client never pauses: a busy
-   * client keeps recv() from blocking, so no EINTR would ever tell it. */
+  /* A stop ends the session even when its client never pauses: a busy client keeps
+   * recv() from blocking, so no EINTR would ever tell it. */
   while (!stop_requested && echo_once(client, peer))
     continue;
 }
