@@ -77,7 +77,8 @@ ready_line_seen() {
     echo "server exited before its ready line" >&2
     return 2
   fi
-  head -n 1 "$SERVER_LOG" | grep -q '^serving on '
+  # The line must be whole (its newline written), not a prefix caught mid-write.
+  [ "$(wc -l <"$SERVER_LOG")" -ge 1 ] && head -n 1 "$SERVER_LOG" | grep -q '^serving on '
 }
 
 # stop_server [SIGNAL] - stop the server and insist on a clean exit.
