@@ -348,8 +348,10 @@ void log_wrote(struct handler *h, const char *text, size_t len) {
   printf("%s wrote: ", h->client_address);
   for (size_t done = 0; done < len;) { /* in pieces: a message has no size limit */
     size_t piece = len - done < sizeof shown ? len - done : sizeof shown;
-    for (size_t i = 0; i < piece; i++)
-      shown[i] = (unsigned char)text[done + i] < ' ' || text[done + i] == 127 ? '.' : text[done + i];
+    for (size_t i = 0; i < piece; i++) {
+      unsigned char c = (unsigned char)text[done + i];
+      shown[i] = c < ' ' || c == 127 ? '.' : (char)c;
+    }
     fwrite(shown, 1, piece, stdout);
     done += piece;
   }

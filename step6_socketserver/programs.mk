@@ -2,13 +2,13 @@
 # include after build.mk (which defines the library, STEP6_DIR and STEP6_LIB).
 #
 # Each program is one .c file and the shared program.o (options, serving, logs), linked
-# with the framework; ftpserver also links cJSON, which pkg-config finds once
-# `make deps` has installed libcjson-dev.
+# with the framework; ftpserver also links transfer.o (its frames and folder) and cJSON,
+# which pkg-config finds once `make deps` has installed libcjson-dev.
 
 STEP6_PROGRAM_NAMES := upper callcenter ftpserver threadname
 STEP6_PROGRAMS += $(addprefix $(STEP6_DIR)/,$(STEP6_PROGRAM_NAMES))
 STEP6_PACKAGES += pkg-config libcjson-dev
-STEP6_CLEAN += $(addprefix $(STEP6_DIR)/,$(STEP6_PROGRAM_NAMES) program.o)
+STEP6_CLEAN += $(addprefix $(STEP6_DIR)/,$(STEP6_PROGRAM_NAMES) program.o transfer.o)
 
 # Expanded when the recipe runs, so after `make deps` in the same make.
 STEP6_CJSON = $(shell pkg-config --cflags --libs libcjson 2>/dev/null)
@@ -20,7 +20,12 @@ $(addprefix $(STEP6_DIR)/,upper callcenter threadname): %: %.c $(STEP6_DIR)/prog
     $(STEP6_DIR)/program.h $(STEP6_HEADERS) $(STEP6_LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(STEP6_DIR)/program.o $(STEP6_LIB)
 
-$(STEP6_DIR)/ftpserver: $(STEP6_DIR)/ftpserver.c $(STEP6_DIR)/program.o \
-    $(STEP6_DIR)/program.h $(STEP6_HEADERS) $(STEP6_LIB)
+$(STEP6_DIR)/transfer.o: $(STEP6_DIR)/transfer.c $(STEP6_DIR)/transfer.h $(STEP6_DIR)/program.h \
+    $(STEP6_HEADERS)
 	@[ -n "$(STEP6_CJSON)" ] || { echo "$@ needs cJSON, which pkg-config cannot find: run make deps" >&2; exit 1; }
-	$(CC) $(CFLAGS) -o $@ $< $(STEP6_DIR)/program.o $(STEP6_LIB) $(STEP6_CJSON)
+	$(CC) $(CFLAGS) $(filter -I%,$(STEP6_CJSON)) -c -o $@ $<
+
+$(STEP6_DIR)/ftpserver: $(STEP6_DIR)/ftpserver.c $(STEP6_DIR)/transfer.o $(STEP6_DIR)/program.o \
+    $(STEP6_DIR)/transfer.h $(STEP6_DIR)/program.h $(STEP6_HEADERS) $(STEP6_LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(STEP6_DIR)/transfer.o $(STEP6_DIR)/program.o $(STEP6_LIB) \
+	    $(STEP6_CJSON)

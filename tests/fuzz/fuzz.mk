@@ -32,10 +32,11 @@ fuzz-deps:
 	@tests/deps.sh $(FUZZ_PACKAGES)
 
 $(FUZZ_BUILD)/fuzz_ftp_frames: $(FUZZ_DIR)/fuzz_ftp_frames.c step6_socketserver/ftpserver.c \
+    step6_socketserver/transfer.c step6_socketserver/transfer.h \
     step6_socketserver/program.c step6_socketserver/program.h \
     step6_socketserver/socketserver.c step6_socketserver/socketserver.h | fuzz-deps
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< step6_socketserver/program.c \
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< step6_socketserver/transfer.c step6_socketserver/program.c \
 	    step6_socketserver/socketserver.c $(shell pkg-config --cflags --libs libcjson)
 
 $(FUZZ_BUILD)/fuzz_rfile: $(FUZZ_DIR)/fuzz_rfile.c \

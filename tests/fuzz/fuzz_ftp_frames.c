@@ -3,16 +3,23 @@
  *
  * The input is what a client sends on one connection. It goes into one end of a
  * socketpair; the file server's own handler (ftpserver.c, included whole, its main()
- * renamed) reads the other end exactly as it reads a client - length prefix, JSON header,
- * body - runs put and get in a scratch folder, and writes its replies back, which are
- * drained. Any crash, leak or undefined behaviour is a finding. Afterwards the folder
- * must hold no temp file (.upload-*): an upload either became its name or left nothing.
+ * renamed, with its transfer.c linked) reads the other end exactly as it reads a client -
+ * length prefix, JSON header, body - runs put and get in a scratch folder, and writes its
+ * replies back, which are drained. Any crash, leak or undefined behaviour is a finding.
+ * Afterwards the folder must hold no temp file (.upload-*): an upload either became its
+ * name or left nothing.
  */
 #define main ftpserver_main
 #include "../../step6_socketserver/ftpserver.c"
 #undef main
 
 #include <dirent.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 
 static struct folder folder = {.max_size = 1 << 20};
 static char dir[] = "/tmp/fuzz-ftp-XXXXXX";
@@ -40,7 +47,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 static void check_and_empty_folder(void) {
   DIR *d = opendir(dir);
   struct dirent *e;
-  char path[PATH_SIZE];
+  char path[PATH_MAX];
   while ((e = readdir(d)) != NULL) {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
       continue;
