@@ -2,11 +2,10 @@
  * step6_socketserver/ftpserver.c - the seed's file-upload server, on the framework.
  *
  * What it shows: a protocol with frames. A command is a 4-byte length, a JSON header and
- * maybe a body: `put` stores FILESIZE bytes as FILENAME, `get` sends a file back with a
- * header of its own, and every command ends with a framed status, which the seed's own
- * client never reads, and need not. This file is the seed's handler: read a header, run
- * the method its cmd names. What the seed left out (exact reads, names that cannot leave
- * --dir, uploads that appear only when whole) is in transfer.c.
+ * maybe a body. This file is the seed's handler (read a header, run the method its cmd
+ * names) with a get added and a framed status after every command. What the seed left
+ * out (exact reads, names kept inside --dir, uploads that appear only when whole) is in
+ * transfer.c.
  *
  * How to see it: `make step6`, or
  *   step6_socketserver/ftpserver --dir /tmp/up &  tests/client put FILE; tests/client get NAME
