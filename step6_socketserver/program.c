@@ -256,7 +256,7 @@ static bool program_verify_request(struct server *s, struct request *req) {
   if (p->max_clients > 0) {
     threading_mixin_service_actions(s); /* join the threads that have ended */
     if (server_thread_count(s) >= p->max_clients) {
-      printf("%s refused: %zu clients already (--max-clients)\n", req->client_name,
+      printf("%s refused: already serving %zu, the --max-clients limit\n", req->client_name,
              p->max_clients);
       return false;
     }

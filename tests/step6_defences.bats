@@ -118,7 +118,7 @@ recv from server: M4"
   hold_open one
   hold_open two
   wait_until 5 threads_are 3 # the main one and the two held
-  refused '2 clients already \(--max-clients\)'
+  refused 'already serving 2, the --max-clients limit'
   threads_are 3 # the refused one got none
   release one
   wait_for_log ' disconnected$'
