@@ -114,3 +114,21 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
     stop_server
   done
 }
+
+@test "every echo server: a client that half-closes and resets before it is read costs no SIGPIPE" {
+  # The server is stopped while the client sends, half-closes and resets, so all of it
+  # has arrived before the server reads: it reads the message, and its reply's send
+  # fails with EPIPE, which kills a process that forgot MSG_NOSIGNAL.
+  for server in $(echo_servers); do
+    start_server "$server"
+    kill -STOP "$SERVER_PID"
+    run misbehave reset --bytes 5 --half-close </dev/null
+    kill -CONT "$SERVER_PID"
+    assert_line "reset"
+    wait_for_log "127\.0\.0\.1:[0-9]+ wrote: the q$"
+    wait_for_log "127\.0\.0\.1:[0-9]+ reset$"
+    run client <<<"still here"
+    assert_output "recv from server: STILL HERE"
+    stop_server
+  done
+}

@@ -11,7 +11,8 @@ at a time, flushed at once.
   flood     send BYTES without ever reading; say when the server stops taking them
   trickle   send TEXT one byte per GAP seconds, then half-close and print the reply
   halfclose send stdin (or BYTES of a pattern), half-close, print every reply byte
-  reset     send BYTES without reading, then reset the connection (SO_LINGER 0)
+  reset     send BYTES without reading, then reset the connection (SO_LINGER 0); with
+            --half-close, half-close before the reset
   resets    N connections at once, each reset at a random point: mid-message, with
             replies unread or half read (a seed makes the run repeatable)
   hold      open N connections and say nothing until stdin ends
@@ -197,10 +198,14 @@ def halfclose(args):
 
 def reset(args):
     """Send without reading, then abort: the server meets ECONNRESET or EPIPE with a
-    reply still unsent."""
+    reply still unsent. A half-close first puts the server's end in CLOSE_WAIT, where
+    Linux records the reset as EPIPE: the server's next send is then the one that
+    raises SIGPIPE unless it says MSG_NOSIGNAL."""
     sock = connect(args)
     sock.sendall(pattern(args.bytes))
     say("sent %d bytes" % args.bytes)
+    if args.half_close:
+        sock.shutdown(socket.SHUT_WR)
     wait_for_stdin_end()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
@@ -286,6 +291,7 @@ def main():
     p.add_argument("--wait-read", action="store_true")
     p = sub.add_parser("reset", help="send BYTES, then reset")
     p.add_argument("--bytes", type=int, default=256 << 10)
+    p.add_argument("--half-close", action="store_true")
     p = sub.add_parser("resets", help="N connections, each reset at a random point")
     p.add_argument("-c", type=int, default=50, help="connections (default 50)")
     p.add_argument("--max", type=int, default=256 << 10,
