@@ -22,16 +22,19 @@ static int put(struct handler *h, cJSON *header, const struct folder *folder) {
   const char *name = header_text(header, "filename");
   long long size = header_size(header, "filesize");
   char problem[SERVER_ERROR_SIZE];
-  if (size < 0) /* where the body ends is unknown, and so where the next frame starts */
-    return send_status(h, "filesize is not a whole number of bytes", NULL, 0), -1;
-  if (size > folder->max_size) /* a body not worth reading */
-    return send_status(h, "file larger than --max-size", NULL, 0), -1;
+  if (size < 0 || size > folder->max_size) {
+    /* Either where the body ends is unknown, or it is not worth reading: the session
+       ends, since the next frame would start after it. */
+    send_status(h, size < 0 ? "filesize is not a whole number of bytes"
+                            : "file larger than --max-size", NULL, 0);
+    return -1;
+  }
   if (folder_receive(h, folder, name, size, problem) < 0)
     return -1;
   return send_status(h, problem[0] != '\0' ? problem : NULL, name, size);
 }
 
-/* A file back: a header {"cmd":"get","filename":NAME,"filesize":N}, N bytes, the status. */
+/* The seed's put() the other way: the file FILENAME goes back, then the status. */
 static int get(struct handler *h, cJSON *header, const struct folder *folder) {
   const char *name = header_text(header, "filename");
   char problem[SERVER_ERROR_SIZE];
@@ -39,11 +42,7 @@ static int get(struct handler *h, cJSON *header, const struct folder *folder) {
   int fd = folder_open(folder, name, &size, problem);
   if (fd < 0)
     return send_status(h, problem, NULL, 0);
-  cJSON *answer = cJSON_CreateObject();
-  cJSON_AddStringToObject(answer, "cmd", "get");
-  cJSON_AddStringToObject(answer, "filename", name);
-  cJSON_AddNumberToObject(answer, "filesize", (double)size);
-  int rc = send_frame(h, answer) == 0 ? send_file(h, fd, size) : -1;
+  int rc = send_file(h, fd, name, size);
   close(fd);
   return rc < 0 ? -1 : send_status(h, NULL, name, size);
 }

@@ -223,9 +223,13 @@ int folder_open(const struct folder *folder, const char *name, off_t *size,
   return fd;
 }
 
-int send_file(struct handler *h, int fd, off_t size) {
+int send_file(struct handler *h, int fd, const char *name, off_t size) {
   char chunk[CHUNK];
-  int rc = 0;
+  cJSON *header = cJSON_CreateObject();
+  cJSON_AddStringToObject(header, "cmd", "get");
+  cJSON_AddStringToObject(header, "filename", name);
+  cJSON_AddNumberToObject(header, "filesize", (double)size);
+  int rc = send_frame(h, header);
   for (off_t left = size; rc == 0 && left > 0;) {
     ssize_t n = read(fd, chunk, left < CHUNK ? (size_t)left : CHUNK);
     if (n == 0)

@@ -65,7 +65,8 @@ int folder_receive(struct handler *h, const struct folder *folder, const char *n
 int folder_open(const struct folder *folder, const char *name, off_t *size,
                 char reason[SERVER_ERROR_SIZE]);
 
-/* SIZE bytes of FD to the client. 0, or -1: the session is over. */
-int send_file(struct handler *h, int fd, off_t size);
+/* The file NAME, open on FD, to the client: a frame {"cmd":"get","filename":NAME,
+ * "filesize":SIZE}, then its SIZE bytes. 0, or -1: the session is over. */
+int send_file(struct handler *h, int fd, const char *name, off_t size);
 
 #endif
