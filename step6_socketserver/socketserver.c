@@ -178,7 +178,9 @@ static int wait_io(int fd, short events, int stop_fd, int timeout_ms) {
 /* ---- Handler I/O: rfile and wfile --------------------------------------------------- */
 
 /* Refill the empty buffer with one recv. Returns its size, 0 at end of stream, or -1. */
-static ssize_t rfile_fill(struct rfile *rf) {
+/* One recv() of at most SIZE bytes into INTO, once data is there (or the timeout has
+ * passed, or the server is stopping). */
+static ssize_t rfile_recv(struct rfile *rf, void *into, size_t size) {
   if (rf->fd < 0 && rf->data != NULL)
     return 0; /* a datagram: the packet is all there is */
   if (rf->fd < 0) {
@@ -190,8 +192,13 @@ static ssize_t rfile_fill(struct rfile *rf) {
     return ready; /* a stopping server reads as end of stream */
   ssize_t n;
   do
-    n = recv(rf->fd, rf->buffer, sizeof rf->buffer, 0);
+    n = recv(rf->fd, into, size, 0);
   while (n < 0 && errno == EINTR);
+  return n;
+}
+
+static ssize_t rfile_fill(struct rfile *rf) {
+  ssize_t n = rfile_recv(rf, rf->buffer, sizeof rf->buffer);
   if (n > 0) {
     rf->data = rf->buffer;
     rf->pos = 0;
@@ -201,6 +208,10 @@ static ssize_t rfile_fill(struct rfile *rf) {
 }
 
 ssize_t rfile_read1(struct rfile *rf, void *buf, size_t n) {
+  /* As Python's read1(): with nothing buffered, a caller who asks for at least a
+     buffer's worth gets one recv() straight into its own buffer, not capped at ours. */
+  if (rf->pos == rf->len && n >= sizeof rf->buffer)
+    return rfile_recv(rf, buf, n);
   if (rf->pos == rf->len) {
     ssize_t got = rfile_fill(rf);
     if (got <= 0)

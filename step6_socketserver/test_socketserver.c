@@ -880,6 +880,36 @@ static void test_emfile_backs_off(void) {
   server_free(s);
 }
 
+/* ---- rfile ------------------------------------------------------------------------ */
+
+/*
+ * read1 as Python's: with nothing buffered, a caller's buffer of at least a buffer's
+ * worth gets all that is there in one read (so a 16 KiB message is not cut at 8 KiB),
+ * and a small one is served from the buffer, a byte at a time if it asks so.
+ */
+static void test_rfile_read1_large_and_small(void) {
+  enum { MESSAGE = 2 * RFILE_BUFFER_SIZE + 10 };
+  int sv[2];
+  if (!CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0))
+    return;
+  char *out = malloc(MESSAGE), *in = malloc(MESSAGE);
+  for (size_t i = 0; i < MESSAGE; i++)
+    out[i] = (char)('a' + i % 26);
+  CHECK(write(sv[1], out, MESSAGE) == MESSAGE);
+  struct rfile rf = {.fd = sv[0], .stop_fd = -1, .timeout_ms = 1000};
+  CHECK(rfile_read1(&rf, in, MESSAGE) == MESSAGE);
+  CHECK(memcmp(in, out, MESSAGE) == 0);
+  CHECK(write(sv[1], "xyz\n", 4) == 4);
+  char c = 0;
+  CHECK(rfile_read1(&rf, &c, 1) == 1 && c == 'x');
+  CHECK(rfile_read1(&rf, in, MESSAGE) == 3 && memcmp(in, "yz\n", 3) == 0); /* the rest */
+  close(sv[1]);
+  CHECK(rfile_read1(&rf, in, MESSAGE) == 0);
+  close(sv[0]);
+  free(out);
+  free(in);
+}
+
 /* ---- The runner -------------------------------------------------------------------------- */
 
 static const struct {
@@ -905,6 +935,7 @@ static const struct {
     {"refused_request_shut_down_once", test_refused_request_shut_down_once, false},
     {"error_handling", test_error_handling, true},
     {"echo", test_echo, false},
+    {"rfile_read1_large_and_small", test_rfile_read1_large_and_small, false},
 };
 
 /* No words: every test. */

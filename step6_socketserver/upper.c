@@ -23,8 +23,11 @@ static void upper_case(char *buf, size_t len) {
       buf[i] = (char)(buf[i] - 'a' + 'A');
 }
 
+/* One read takes a 16 KiB message whole, as in steps 2 to 5, and any datagram. */
+enum { BUFFER_SIZE = 16384 };
+
 static int upper_handle(struct handler *h) {
-  char buf[RFILE_BUFFER_SIZE]; /* a whole datagram of up to 8192 bytes at once */
+  char buf[BUFFER_SIZE];
   ssize_t n;
   while ((n = receive(h, buf, sizeof buf)) > 0) {
     upper_case(buf, (size_t)n);

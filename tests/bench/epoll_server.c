@@ -204,10 +204,14 @@ static void upper_case(char *buf, size_t len) {
       buf[i] = (char)(buf[i] - 'a' + 'A');
 }
 
+/* The steps' own log line, control bytes shown as '.', so that it costs the same. */
 static void log_message(const char *peer, const char *buf, size_t len) {
+  char shown[BUFFER_SIZE]; /* len is at most one recv(), BUFFER_SIZE bytes */
   while (len > 0 && (buf[len - 1] == ' ' || (buf[len - 1] >= '\t' && buf[len - 1] <= '\r')))
     len--;
-  printf("%s wrote: %.*s\n", peer, (int)len, buf);
+  for (size_t i = 0; i < len; i++)
+    shown[i] = (unsigned char)buf[i] < ' ' || buf[i] == 127 ? '.' : buf[i];
+  printf("%s wrote: %.*s\n", peer, (int)len, shown);
 }
 
 /*
