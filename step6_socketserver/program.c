@@ -342,20 +342,22 @@ void log_event(struct handler *h, const char *format, ...) {
 
 /* Control bytes are shown as '.': a client's newline or NUL must not forge or hide a line. */
 void log_wrote(struct handler *h, const char *text, size_t len) {
-  char shown[256];
+  /* Built whole and handed to stdio at once, a 16 KiB message is two write()s, not five;
+     a longer one goes in pieces of this size (a message has no size limit). */
+  char line[SERVER_NAME_SIZE + 16 + 16384];
+  size_t used = (size_t)snprintf(line, SERVER_NAME_SIZE + 16, "%s wrote: ", h->client_address);
   len = trimmed_length(text, len);
   flockfile(stdout); /* one whole line, even when several threads log at once */
-  printf("%s wrote: ", h->client_address);
-  for (size_t done = 0; done < len;) { /* in pieces: a message has no size limit */
-    size_t piece = len - done < sizeof shown ? len - done : sizeof shown;
-    for (size_t i = 0; i < piece; i++) {
-      unsigned char c = (unsigned char)text[done + i];
-      shown[i] = c < ' ' || c == 127 ? '.' : (char)c;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)text[i];
+    line[used++] = c < ' ' || c == 127 ? '.' : (char)c;
+    if (used == sizeof line - 1) { /* full, but for the newline */
+      fwrite(line, 1, used, stdout);
+      used = 0;
     }
-    fwrite(shown, 1, piece, stdout);
-    done += piece;
   }
-  fputc('\n', stdout);
+  line[used++] = '\n';
+  fwrite(line, 1, used, stdout);
   funlockfile(stdout);
 }
 

@@ -273,16 +273,23 @@ static ssize_t wfile_append(struct wfile *wf, const void *buf, size_t n) {
 ssize_t wfile_write(struct wfile *wf, const void *buf, size_t n) {
   if (wf->collect)
     return wfile_append(wf, buf, n);
+  /* With a stop or a timeout to watch, send what the socket takes now and wait only when
+     it is full: a reply that fits costs no poll(), and a slow reader cannot hold a send
+     past either. Without, a blocking send() does the waiting. */
+  bool watched = wf->stop_fd >= 0 || wf->timeout_ms >= 0;
   const char *p = buf;
   size_t left = n;
   while (left > 0) {
-    int ready = wait_io(wf->fd, POLLOUT, wf->stop_fd, wf->timeout_ms);
-    if (ready == 0)
-      errno = EPIPE; /* the server is stopping: the client will not get the rest */
-    if (ready <= 0)
-      return -1;
     /* MSG_NOSIGNAL: a client that has gone is EPIPE, not a SIGPIPE that kills us. */
-    ssize_t sent = send(wf->fd, p, left, MSG_NOSIGNAL);
+    ssize_t sent = send(wf->fd, p, left, MSG_NOSIGNAL | (watched ? MSG_DONTWAIT : 0));
+    if (sent < 0 && watched && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      int ready = wait_io(wf->fd, POLLOUT, wf->stop_fd, wf->timeout_ms);
+      if (ready == 0)
+        errno = EPIPE; /* the server is stopping: the client will not get the rest */
+      if (ready <= 0)
+        return -1;
+      continue;
+    }
     if (sent < 0 && errno == EINTR)
       continue;
     if (sent < 0)
