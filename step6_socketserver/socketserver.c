@@ -255,6 +255,8 @@ ssize_t rfile_readline(struct rfile *rf, char *buf, size_t size) {
 
 /* A datagram reply grows in memory until finish sends it. */
 static ssize_t wfile_append(struct wfile *wf, const void *buf, size_t n) {
+  if (n == 0)
+    return 0; /* nothing to add, and memcpy may not be handed a reply not yet allocated */
   if (wf->len + n > wf->cap) {
     size_t cap = wf->cap ? wf->cap : 256;
     while (cap < wf->len + n)
