@@ -174,7 +174,7 @@ static int receive_body(struct handler *h, int fd, long long size, int *write_er
 int folder_receive(struct handler *h, const struct folder *folder, const char *name,
                    long long size, char reason[SERVER_ERROR_SIZE]) {
   const char *problem = name_problem(name); /* the body is read and dropped, then we go on */
-  char temp[PATH_SIZE], path[PATH_SIZE];
+  char temp[PATH_SIZE];
   snprintf(temp, sizeof temp, "%s/.upload-XXXXXX", folder->dir);
   int fd = problem ? -1 : mkstemp(temp); /* O_EXCL: a new file, never someone else's */
   int error = problem || fd >= 0 ? 0 : errno;
@@ -184,6 +184,7 @@ int folder_receive(struct handler *h, const struct folder *folder, const char *n
     return -1;
   }
   if (fd >= 0) {
+    char path[PATH_SIZE];
     snprintf(path, sizeof path, "%s/%s", folder->dir, name);
     if ((fchmod(fd, 0644) < 0 || close(fd) < 0) && error == 0)
       error = errno;
