@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +23,10 @@
 
 enum { CHUNK = 65536, PATH_SIZE = 4096 };
 enum { OPT_DIR = PROGRAM_OPTION, OPT_MAX_SIZE };
+
+/* cJSON keeps where the last parse failed in one global (cJSON_GetErrorPtr), written by
+ * every parse: the handler threads take turns at parsing, or they race on it. */
+static pthread_mutex_t parse_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- Frames ---------------------------------------------------------------------- */
 
@@ -82,7 +87,12 @@ cJSON *read_header(struct handler *h) {
   log_wrote(h, text, (size_t)len);
   /* cJSON would cut a name at a NUL: refuse one in any form, raw or escaped. */
   bool nul = memchr(text, '\0', (size_t)len) != NULL || strstr(text, "\\u0000") != NULL;
-  cJSON *header = nul ? NULL : cJSON_ParseWithLength(text, (size_t)len);
+  cJSON *header = NULL;
+  if (!nul) {
+    pthread_mutex_lock(&parse_lock);
+    header = cJSON_ParseWithLength(text, (size_t)len);
+    pthread_mutex_unlock(&parse_lock);
+  }
   if (!cJSON_IsObject(header)) {
     send_status(h, nul ? "a NUL in the header" : "header is not a JSON object", NULL, 0);
     cJSON_Delete(header);
