@@ -154,6 +154,20 @@ void close_target(int fd) {
   }
 }
 
+int send_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
 /* SO_LINGER with a zero timeout makes close() send a reset instead of a FIN. */
 static void close_with_reset(int fd) {
   struct linger linger = {.l_onoff = 1, .l_linger = 0};
@@ -227,19 +241,11 @@ static int chat(const struct target *target, const struct chat_options *opts) {
       len--;
     if (len == 0)
       continue; /* nothing to send: a zero-byte send is not a message */
-    /* The seed's client.send(); partial sends are resumed. */
-    for (ssize_t sent = 0; sent < len;) {
-      ssize_t n = send(fd, line + sent, (size_t)(len - sent), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0) {
-        printf("server closed the connection\n");
-        len = -1;
-        break;
-      }
-      sent += n;
+    if (send_all(fd, line, (size_t)len) < 0) { /* the seed's client.send() */
+      printf("server closed the connection\n");
+      break;
     }
-    if (len < 0 || !print_reply(fd, opts))
+    if (!print_reply(fd, opts))
       break;
   }
   free(line);

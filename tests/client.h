@@ -30,6 +30,10 @@ void close_target(int fd);
 /* Format "connect to ..." for messages: "127.0.0.1:9999" or the Unix path. */
 const char *target_name(const struct target *target);
 
+/* Send all LEN bytes, resuming partial sends and EINTR; a peer that has gone is -1
+ * (EPIPE, no SIGPIPE), else 0. */
+int send_all(int fd, const void *buf, size_t len);
+
 /* Exit statuses shared by every mode. */
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 

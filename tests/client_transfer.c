@@ -32,19 +32,6 @@ enum { MAX_FRAME = 65536, CHUNK = 65536, HEADER_SIZE = 2048 };
 static const char put_usage[] = "usage: client [OPTIONS] put FILE [--as NAME]\n";
 static const char get_usage[] = "usage: client [OPTIONS] get NAME [-o FILE]\n";
 
-static int send_all(int fd, const char *buf, size_t len) {
-  while (len > 0) {
-    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return -1;
-    buf += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
 /* Exactly LEN bytes; -1 on error or (errno 0) an early end of stream. */
 static int recv_all(int fd, char *buf, size_t len) {
   while (len > 0) {

@@ -29,8 +29,6 @@ state() {
   echo "fds=$(server_fds)$threads children=$(server_children)"
 }
 state_is() { [ "$(state)" = "$1" ]; }
-children_are() { [ "$(server_children)" = "$1" ]; }
-no_errors() { [ ! -s "$SERVER_ERR" ] || fail "the server's stderr: $(cat "$SERVER_ERR")"; }
 
 # round_trip TEXT - a new client's message is answered within a second.
 round_trip() {

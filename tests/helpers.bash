@@ -232,6 +232,34 @@ server_children() { ps -o pid= --ppid "$SERVER_PID" | wc -l; }
 server_zombies() { ps -o stat= --ppid "$SERVER_PID" | grep -c '^Z' || true; }
 threads_are() { [ "$(server_threads)" = "$1" ]; }
 fds_are() { [ "$(server_fds)" = "$1" ]; }
+children_are() { [ "$(server_children)" = "$1" ]; }
+
+# no_errors - nothing on the server's standard error: no process of it (a child that
+# ran on into the parent's loop, say) has failed.
+no_errors() { [ ! -s "$SERVER_ERR" ] || fail "the server's stderr: $(cat "$SERVER_ERR")"; }
+
+# chat_open NAME - a chat client in the background: `say NAME LINE`, `let_go NAME`.
+chat_open() { in_background "$1" "$CLIENT" --port "$SERVER_PORT" chat; }
+
+# chats_answered NAME... - a chat client for each NAME, one after the other, each saying
+# "hello from NAME" and answered before the next one connects.
+chats_answered() {
+  local name
+  for name in "$@"; do
+    chat_open "$name"
+    say "$name" "hello from $name"
+    wait_until 5 output_of "$name" "recv from server: HELLO FROM ${name^^}"
+  done
+}
+
+# chats_closed NAME... - each chat client, speaking again, finds its connection closed.
+chats_closed() {
+  local name
+  for name in "$@"; do
+    say "$name" "anyone there?"
+    wait_until 5 output_of "$name" "^server closed the connection$"
+  done
+}
 
 # log_count PATTERN - how many lines of the server's log match PATTERN.
 log_count() { grep -cE -- "$1" "$SERVER_LOG" || true; }

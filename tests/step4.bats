@@ -3,9 +3,6 @@
 
 load helpers
 
-# chat_open NAME - a chat client in the background: `say NAME LINE`, `let_go NAME`.
-chat_open() { in_background "$1" "$CLIENT" --port "$SERVER_PORT" chat; }
-
 # STEP4=PATH runs the suite against another build (a sanitizer build, a broken copy).
 STEP4=${STEP4:-$LAB/step4_threading/server}
 
@@ -135,12 +132,7 @@ stuck_in_send() {
 
 @test "step 4: SIGTERM with idle clients connected: exit 0 within two seconds, clients see EOF" {
   start_server "$STEP4"
-  local name
-  for name in a b c; do
-    chat_open "$name"
-    say "$name" "hello from $name"
-    wait_until 5 output_of "$name" "recv from server: HELLO FROM ${name^^}"
-  done
+  chats_answered a b c
   wait_until 5 threads_are 4
   local started elapsed
   started=$(now_ms)
@@ -150,10 +142,7 @@ stuck_in_send() {
   # The server shut each session's socket down: its thread saw the end of the stream.
   run grep -c "disconnected$" "$SERVER_LOG"
   assert_output 3
-  for name in a b c; do
-    say "$name" "anyone there?"
-    wait_until 5 output_of "$name" "^server closed the connection$"
-  done
+  chats_closed a b c
 }
 
 @test "step 4: the stop signals go to the main thread: it leaves poll() at once, whatever the interval" {

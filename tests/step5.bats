@@ -3,22 +3,16 @@
 
 load helpers
 
-# chat_open NAME - a chat client in the background: `say NAME LINE`, `let_go NAME`.
-chat_open() { in_background "$1" "$CLIENT" --port "$SERVER_PORT" chat; }
-
 # STEP5_SERVER overrides the binary, to watch the suite fail against a broken variant.
 STEP5="${STEP5_SERVER:-$LAB/step5_forking/server}"
 POLL_INTERVAL_MS=500 # the server's, fixed in step 5
 
 # The server is one thread, so its task's children file lists every child it has not
 # reaped yet (zombies included), read in one go: no half-updated view as with a ps scan.
+# Step 5's children_are counts from it, in place of helpers.bash's ps count.
 child_pids() { xargs <"/proc/$SERVER_PID/task/$SERVER_PID/children"; }
 child_count() { child_pids | wc -w; }
 children_are() { [ "$(child_count)" = "$1" ]; }
-
-# no_errors - nothing on the server's standard error: no process of it (a child that
-# ran on into the parent's loop, say) has failed.
-no_errors() { [ ! -s "$SERVER_ERR" ] || fail "the server's stderr: $(cat "$SERVER_ERR")"; }
 
 # socket_inodes PID - the socket inodes among PID's descriptors, one a line.
 socket_inodes() { find "/proc/$1/fd" -type l -lname 'socket:*' -printf '%l\n' | sort; }
@@ -49,12 +43,7 @@ all_gone() {
 # behind as an orphan) and every client sees the end of the stream.
 stop_with_clients() {
   start_server "$STEP5"
-  local name
-  for name in a b c; do
-    chat_open "$name"
-    say "$name" "hello from $name"
-    wait_until 5 output_of "$name" "recv from server: HELLO FROM ${name^^}"
-  done
+  chats_answered a b c
   wait_until 5 children_are 3
   local children
   children=$(child_pids)
@@ -65,10 +54,7 @@ stop_with_clients() {
   [ "$elapsed" -le $((2000 * DEADLINE_SCALE)) ] || fail "SIG$1 took $elapsed ms"
   # shellcheck disable=SC2086
   all_gone $children || fail "children left behind: $(ps -o pid,ppid,stat,args -p "${children// /,}")"
-  for name in a b c; do
-    say "$name" "anyone there?"
-    wait_until 5 output_of "$name" "^server closed the connection$"
-  done
+  chats_closed a b c
 }
 
 @test "step 5: --help names --max-children and exits 0" {
@@ -268,12 +254,7 @@ replied_are() {
 
 @test "step 5: a child killed with SIGKILL disturbs neither the parent nor the other clients" {
   start_server "$STEP5"
-  local name
-  for name in a b c; do
-    chat_open "$name"
-    say "$name" "hello from $name"
-    wait_until 5 output_of "$name" "recv from server: HELLO FROM ${name^^}"
-  done
+  chats_answered a b c
   wait_until 5 children_are 3
   local b_port victim
   b_port=$(grep -E "wrote: hello from b$" "$SERVER_LOG" | sed -E 's/^[0-9.]+:([0-9]+) .*/\1/')

@@ -70,8 +70,6 @@ EOF
   stop_server
 }
 
-children_are() { [ "$(server_children)" = "$1" ]; }
-
 # silent_client_dropped MODE - with --timeout 1, a client that says nothing is closed
 # and logged, and what it held (a thread, a child, the only slot) is free again.
 silent_client_dropped() {

@@ -10,8 +10,6 @@ STEP6="$LAB/step6_socketserver"
 UPPER="${UPPER:-$STEP6/upper}"
 PROGRAMS=(upper callcenter ftpserver threadname)
 
-children_are() { [ "$(server_children)" = "$1" ]; }
-
 # serve MODE TRANSPORT - start upper in MODE over TRANSPORT (tcp, udp, unix,
 # unix-dgram); TARGET is then what the shared client needs to reach it.
 serve() {
