@@ -8,8 +8,13 @@
 CC ?= cc
 CFLAGS := -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread
 
-# Packages the test suites need (Debian names); tests/deps.sh installs what is missing.
-TEST_PACKAGES := bats bats-support bats-assert valgrind python3
+# Packages the test suites need (Debian names); tests/deps.sh installs what is missing,
+# without the packages they merely recommend, so each one the tests use is named here:
+# procps for ps, parallel for bats --jobs.
+TEST_PACKAGES := bats bats-support bats-assert valgrind python3 procps parallel
+
+# Python run by the tests and tools leaves no __pycache__ in the tree.
+export PYTHONDONTWRITEBYTECODE := 1
 
 SERVERS := $(patsubst %.c,%,$(sort $(wildcard step[1-5]_*/server.c)))
 CLIENT_SOURCES := tests/client.c $(sort $(wildcard tests/client_*.c))
@@ -32,12 +37,16 @@ EXTRA_PACKAGES :=
 PROGRAMS := $(SERVERS) tests/client $(FIXTURES) $(STEP6_PROGRAMS) $(STEP6_UNIT_TESTS)
 DEMOS := $(patsubst tests/demo/%.sh,%,$(sort $(wildcard tests/demo/step[1-6].sh)))
 
-# Every suite runs once as it is, then the servers' suites again under valgrind.
-SUITES := $(sort $(wildcard tests/*.bats))
-VALGRIND_SUITES := tests/contract.bats $(sort $(wildcard tests/step*.bats))
-# The thread checker, over the threads the lab writes itself and the step-6 programs whose
+# Every suite runs once as it is, then the servers' suites again under memcheck, then
+# the thread checker over the threads the lab writes itself and the step-6 programs whose
 # handlers share more than the framework does (cJSON, thread names); the framework's own
 # threading is ThreadSanitizer's, in make tsan.
+SUITES := $(sort $(wildcard tests/*.bats))
+VALGRIND_SUITES := tests/contract.bats tests/stop.bats \
+  tests/step1.bats tests/step2.bats tests/step3.bats tests/step4.bats tests/step5.bats \
+  tests/step_faults_valgrind.bats \
+  tests/step6_upper.bats tests/step6_callcenter.bats tests/step6_ftpserver.bats \
+  tests/step6_threadname.bats tests/step6_defences.bats tests/step6_seeds.bats
 HELGRIND_SUITES := tests/step4.bats tests/step6_ftpserver.bats tests/step6_threadname.bats
 
 .PHONY: all deps test test-plain test-valgrind clean $(DEMOS)
@@ -58,16 +67,18 @@ $(DEMOS): deps
 	@$(MAKE) --no-print-directory -s all
 	@tests/demo/$@.sh
 
-test: deps all
-	@$(MAKE) --no-print-directory test-plain test-valgrind
+# Every pass runs to its end, whatever the others did; the last line counts them all.
+test: deps all $(STEP6_UNIT_TESTS)
+	@UNIT_TESTS="$(STEP6_UNIT_TESTS)" PLAIN_SUITES="$(SUITES)" \
+	  VALGRIND_SUITES="$(VALGRIND_SUITES)" HELGRIND_SUITES="$(HELGRIND_SUITES)" \
+	  tests/run_passes
 
+# One pass alone.
 test-plain: all $(STEP6_UNIT_TESTS)
-	@for t in $(STEP6_UNIT_TESTS); do echo "== $$t"; ./$$t || exit 1; done
-	bats $(SUITES)
+	@UNIT_TESTS="$(STEP6_UNIT_TESTS)" PLAIN_SUITES="$(SUITES)" tests/run_passes
 
 test-valgrind: all
-	VALGRIND=1 bats $(VALGRIND_SUITES)
-	VALGRIND=1 VALGRIND_TOOL=helgrind bats $(HELGRIND_SUITES)
+	@VALGRIND_SUITES="$(VALGRIND_SUITES)" HELGRIND_SUITES="$(HELGRIND_SUITES)" tests/run_passes
 
 clean:
 	rm -f $(SERVERS) tests/client $(FIXTURES) $(STEP6_CLEAN) $(BENCH_PROGRAMS) $(BENCH_OUTPUTS)

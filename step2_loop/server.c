@@ -12,11 +12,14 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,12 +44,23 @@ static const char usage_text[] =
     "  -p, --port PORT   port to listen on, 0 picks a free one (default 9999)\n"
     "  -h, --help        print this help and exit\n";
 
-/* Set by SIGINT/SIGTERM; the loops below check it whenever a call returns EINTR. */
+/*
+ * Set by SIGINT/SIGTERM. Checking it and then blocking in accept() or recv() would be a
+ * race: a signal that lands between the check and the call is handled, and the call then
+ * waits for ever. So the handler also writes a byte into a pipe, and every wait watches
+ * that pipe too (wait_for() below). The byte stays there: a stop that came early ends the
+ * wait at once. This is the "self-pipe trick".
+ */
 static volatile sig_atomic_t stop_requested = 0;
+static int stop_pipe[2] = {-1, -1}; /* [0] is watched, [1] is written by the handler */
 
 static void on_stop_signal(int signo) {
   (void)signo;
+  int saved_errno = errno; /* the code it interrupted may be about to read errno */
   stop_requested = 1;
+  ssize_t ignored = write(stop_pipe[1], "x", 1); /* a full pipe has a byte already */
+  (void)ignored;
+  errno = saved_errno;
 }
 
 /* The server cannot go on: name the failure on one line and exit 1. */
@@ -63,8 +77,8 @@ static void usage(FILE *out, const char *program, int status) {
 static const char *parse_port(const char *text, const char *program) {
   char *end;
   errno = 0;
-  long port = strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || port < 0 || port > 65535) {
+  long port = strtol(text, &end, 10); /* which takes " 80" and "+80": hence isdigit */
+  if (errno != 0 || !isdigit((unsigned char)text[0]) || *end != '\0' || port > 65535) {
     fprintf(stderr, "%s: bad port: %s\n", program, text);
     usage(stderr, program, 2);
   }
@@ -103,13 +117,47 @@ static struct options parse_options(int argc, char **argv) {
 }
 
 static void install_signal_handlers(void) {
+  if (pipe(stop_pipe) < 0 || fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK) < 0)
+    die("pipe"); /* non-blocking: the handler must never wait on a full pipe */
   struct sigaction action;
   memset(&action, 0, sizeof action);
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = 0; /* no SA_RESTART: a blocked accept or recv must return EINTR */
+  action.sa_flags = 0; /* no SA_RESTART: a blocked call must return EINTR */
   if (sigaction(SIGINT, &action, NULL) < 0 || sigaction(SIGTERM, &action, NULL) < 0)
     die("sigaction");
+  /* A log that cannot be written (standard output a closed pipe) must not kill the
+   * server: with SIGPIPE ignored, such a write fails with EPIPE and serving goes on. */
+  action.sa_handler = SIG_IGN;
+  if (sigaction(SIGPIPE, &action, NULL) < 0)
+    die("sigaction");
+}
+
+/*
+ * Wait until FD is ready for EVENTS (POLLIN, POLLOUT) or a stop arrives. Returns 0 when
+ * FD is ready, -1 with errno EINTR when the server is stopping, as an interrupted call
+ * would. A stop wins over a ready FD, so a client that never pauses cannot delay it.
+ */
+static int wait_for(int fd, short events) {
+  struct pollfd fds[2] = {{.fd = fd, .events = events}, {.fd = stop_pipe[0], .events = POLLIN}};
+  for (;;) {
+    int ready = poll(fds, 2, -1);
+    if (stop_requested) {
+      errno = EINTR;
+      return -1;
+    }
+    if (ready > 0)
+      return 0;
+    if (errno != EINTR)
+      die("poll");
+  }
+}
+
+/* One recv(), after wait_for(): a stop ends the wait (-1, errno EINTR). */
+static ssize_t receive(int fd, char *buf, size_t size) {
+  if (wait_for(fd, POLLIN) < 0)
+    return -1;
+  return recv(fd, buf, size, 0);
 }
 
 /* Format a numeric "IP:PORT"; never a reverse DNS lookup, which can take seconds. */
@@ -185,18 +233,21 @@ static void upper_case(char *buf, size_t len) {
 }
 
 /*
- * send() may write only part of the buffer, or be interrupted: loop until all of it
- * is gone. MSG_NOSIGNAL turns "the client has gone" into EPIPE instead of a SIGPIPE
- * that would kill the whole server.
+ * send() may write only part of the buffer: loop until all of it is gone. It never
+ * blocks (MSG_DONTWAIT): while the client's socket is full, the wait is wait_for()'s,
+ * which a stop ends. MSG_NOSIGNAL turns "the client has gone" into EPIPE instead of a
+ * SIGPIPE that would kill the whole server.
  */
 static int write_all(int fd, const char *buf, size_t len) {
   while (len > 0) {
-    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR && !stop_requested)
-        continue;
-      return -1;
+    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (wait_for(fd, POLLOUT) < 0)
+        return -1;
+      continue;
     }
+    if (n < 0)
+      return -1;
     buf += n;
     len -= (size_t)n;
   }
@@ -235,10 +286,7 @@ static int client_reset(int err) {
  */
 static int echo_once(int client, const char *peer) {
   char buf[BUFFER_SIZE];
-  ssize_t n;
-  do
-    n = recv(client, buf, sizeof buf, 0);
-  while (n < 0 && errno == EINTR && !stop_requested);
+  ssize_t n = receive(client, buf, sizeof buf);
   if (n == 0) {
     printf("%s disconnected\n", peer);
     return 0;
@@ -264,9 +312,7 @@ static int echo_once(int client, const char *peer) {
 
 /* The seed's handle() loop: receive and reply until the client closes its end. */
 static void handle_client(int client, const char *peer) {
-  /* A stop ends the session even when its client never pauses: a busy client keeps
-   * recv() from blocking, so no EINTR would ever tell it. */
-  while (!stop_requested && echo_once(client, peer))
+  while (echo_once(client, peer)) /* a stop ends it too: echo_once's wait sees it */
     continue;
 }
 
@@ -277,7 +323,7 @@ int main(int argc, char **argv) {
   int listener = open_listener(&opts);
   announce(listener);
 
-  while (!stop_requested) {
+  while (wait_for(listener, POLLIN) == 0) { /* a client is waiting, or a stop came */
     struct sockaddr_storage addr;
     socklen_t len = sizeof addr;
     int client = accept(listener, (struct sockaddr *)&addr, &len);
@@ -295,5 +341,7 @@ int main(int argc, char **argv) {
   }
 
   close(listener);
+  close(stop_pipe[0]);
+  close(stop_pipe[1]);
   return 0;
 }

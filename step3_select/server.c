@@ -18,6 +18,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -74,8 +75,8 @@ static void usage(FILE *out, const char *program, int status) {
 static const char *parse_port(const char *text, const char *program) {
   char *end;
   errno = 0;
-  long port = strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || port < 0 || port > 65535) {
+  long port = strtol(text, &end, 10); /* which takes " 80" and "+80": hence isdigit */
+  if (errno != 0 || !isdigit((unsigned char)text[0]) || *end != '\0' || port > 65535) {
     fprintf(stderr, "%s: bad port: %s\n", program, text);
     usage(stderr, program, 2);
   }
@@ -120,6 +121,11 @@ static void install_signal_handlers(void) {
   sigemptyset(&action.sa_mask);
   action.sa_flags = 0; /* no SA_RESTART: a blocked accept or recv must return EINTR */
   if (sigaction(SIGINT, &action, NULL) < 0 || sigaction(SIGTERM, &action, NULL) < 0)
+    die("sigaction");
+  /* A log that cannot be written (standard output a closed pipe) must not kill the
+   * server: with SIGPIPE ignored, such a write fails with EPIPE and serving goes on. */
+  action.sa_handler = SIG_IGN;
+  if (sigaction(SIGPIPE, &action, NULL) < 0)
     die("sigaction");
 }
 

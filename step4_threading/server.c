@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -75,8 +76,8 @@ static void usage(FILE *out, const char *program, int status) {
 static const char *parse_port(const char *text, const char *program) {
   char *end;
   errno = 0;
-  long port = strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || port < 0 || port > 65535) {
+  long port = strtol(text, &end, 10); /* which takes " 80" and "+80": hence isdigit */
+  if (errno != 0 || !isdigit((unsigned char)text[0]) || *end != '\0' || port > 65535) {
     fprintf(stderr, "%s: bad port: %s\n", program, text);
     usage(stderr, program, 2);
   }
@@ -86,8 +87,9 @@ static const char *parse_port(const char *text, const char *program) {
 static int parse_poll_interval(const char *text, const char *program) {
   char *end;
   errno = 0;
-  double seconds = strtod(text, &end);
-  if (errno != 0 || end == text || *end != '\0' || !(seconds >= 0.001 && seconds <= 3600)) {
+  double seconds = strtod(text, &end); /* which takes hex, "inf" and " 1": digits only */
+  if (errno != 0 || !isdigit((unsigned char)text[0]) || text[strspn(text, "0123456789.")] != '\0' ||
+      *end != '\0' || !(seconds >= 0.001 && seconds <= 3600)) {
     fprintf(stderr, "%s: bad poll interval: %s\n", program, text);
     usage(stderr, program, 2);
   }
@@ -136,6 +138,11 @@ static void install_signal_handlers(void) {
   sigemptyset(&action.sa_mask);
   action.sa_flags = 0; /* no SA_RESTART: a blocked accept or recv must return EINTR */
   if (sigaction(SIGINT, &action, NULL) < 0 || sigaction(SIGTERM, &action, NULL) < 0)
+    die("sigaction");
+  /* A log that cannot be written (standard output a closed pipe) must not kill the
+   * server: with SIGPIPE ignored, such a write fails with EPIPE and serving goes on. */
+  action.sa_handler = SIG_IGN;
+  if (sigaction(SIGPIPE, &action, NULL) < 0)
     die("sigaction");
 }
 

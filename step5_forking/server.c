@@ -8,7 +8,7 @@
  * children on every tick, as socketserver's service_actions() does, so no zombie outlives
  * its client by more than that. --max-children caps the children: at the cap the parent
  * stops accepting until one ends. On SIGINT or SIGTERM it stops accepting, passes
- * SIGTERM on to its children, reaps them all and exits.
+ * SIGTERM on to its children, reaps them all (killing any left after 5 s) and exits.
  *
  * How to see it: `make step5`. Three clients talk at once, and `ps` shows the server
  * with one child per client; when they hang up, the children are gone, zombies too.
@@ -16,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -28,11 +29,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { BUFFER_SIZE = 16384 }; /* a 16 KiB message in one recv, not sixteen */
 enum { PEER_NAME_SIZE = INET6_ADDRSTRLEN + 8 }; /* "IP:PORT" */
 enum { POLL_INTERVAL_MS = 500 };                /* serve_forever's poll_interval=0.5 */
+enum { STOP_GRACE_MS = 5000 };                  /* at a stop, children get this long */
 enum { DEFAULT_MAX_CHILDREN = 40, MAX_CHILDREN_LIMIT = 100000 };
 
 struct options {
@@ -85,8 +88,8 @@ static void usage(FILE *out, const char *program, int status) {
 static const char *parse_port(const char *text, const char *program) {
   char *end;
   errno = 0;
-  long port = strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || port < 0 || port > 65535) {
+  long port = strtol(text, &end, 10); /* which takes " 80" and "+80": hence isdigit */
+  if (errno != 0 || !isdigit((unsigned char)text[0]) || *end != '\0' || port > 65535) {
     fprintf(stderr, "%s: bad port: %s\n", program, text);
     usage(stderr, program, 2);
   }
@@ -96,8 +99,9 @@ static const char *parse_port(const char *text, const char *program) {
 static long parse_max_children(const char *text, const char *program) {
   char *end;
   errno = 0;
-  long n = strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || n < 1 || n > MAX_CHILDREN_LIMIT) {
+  long n = strtol(text, &end, 10); /* which takes " 5" and "+5": hence isdigit */
+  if (errno != 0 || !isdigit((unsigned char)text[0]) || *end != '\0' || n < 1 ||
+      n > MAX_CHILDREN_LIMIT) {
     fprintf(stderr, "%s: bad --max-children: %s\n", program, text);
     usage(stderr, program, 2);
   }
@@ -147,6 +151,11 @@ static void install_signal_handlers(void) {
   sigemptyset(&action.sa_mask);
   action.sa_flags = 0; /* no SA_RESTART: a blocked accept or recv must return EINTR */
   if (sigaction(SIGINT, &action, NULL) < 0 || sigaction(SIGTERM, &action, NULL) < 0)
+    die("sigaction");
+  /* A log that cannot be written (standard output a closed pipe) must not kill the
+   * server: with SIGPIPE ignored, such a write fails with EPIPE and serving goes on. */
+  action.sa_handler = SIG_IGN;
+  if (sigaction(SIGPIPE, &action, NULL) < 0)
     die("sigaction");
   action.sa_handler = on_child_exit;
   action.sa_flags = SA_NOCLDSTOP; /* only an exit matters, not a stop */
@@ -344,18 +353,40 @@ static void collect_children(struct children *children) {
     forget_child(children, pid);
 }
 
+static long milliseconds_since(const struct timespec *start) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
 /*
  * At shutdown: tell every child to stop and reap them all, so no orphan outlives the
  * server. A child ends its session when SIGTERM interrupts its recv() or send(). The
  * signal is sent again on every tick, because one that lands just before a child
- * enters recv() sets its flag but interrupts nothing; the next one does.
+ * enters recv() sets its flag but interrupts nothing; the next one does. A child still
+ * there after the grace period is stuck, or stopped (SIGSTOP: a stopped process keeps
+ * its SIGTERM pending). SIGKILL ends it either way, and the log says so.
  */
 static void stop_children(struct children *children) {
-  while (children->count > 0) {
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  while (children->count > 0 && milliseconds_since(&start) < STOP_GRACE_MS) {
     for (size_t i = 0; i < children->count; i++)
       kill(children->pids[i], SIGTERM);
     poll(NULL, 0, POLL_INTERVAL_MS); /* a child's exit (SIGCHLD) cuts this short */
     collect_children(children);
+  }
+  for (size_t i = 0; i < children->count; i++) {
+    printf("child %ld did not stop within %d s: killed\n", (long)children->pids[i],
+           STOP_GRACE_MS / 1000);
+    kill(children->pids[i], SIGKILL);
+  }
+  while (children->count > 0) { /* SIGKILL always ends a child: wait for each */
+    pid_t pid = waitpid(-1, NULL, 0);
+    if (pid < 0 && errno != EINTR)
+      die("waitpid");
+    if (pid > 0)
+      forget_child(children, pid);
   }
 }
 

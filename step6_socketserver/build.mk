@@ -14,7 +14,7 @@ STEP6_CLEAN += $(STEP6_DIR)/socketserver.o $(STEP6_LIB) $(STEP6_DIR)/test_socket
 STEP6_UNIT_TESTS := $(STEP6_DIR)/test_socketserver
 STEP6_TSAN_TESTS := $(STEP6_DIR)/test_socketserver_tsan
 STEP6_HEADERS := $(STEP6_DIR)/socketserver.h
-STEP6_VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+STEP6_VALGRIND := valgrind -q --vgdb=no --leak-check=full --errors-for-leak-kinds=definite,indirect \
                   --error-exitcode=99 --track-fds=yes --trace-children=yes
 
 $(STEP6_DIR)/socketserver.o: $(STEP6_DIR)/socketserver.c $(STEP6_HEADERS)

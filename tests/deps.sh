@@ -24,9 +24,19 @@ else
   exit 1
 fi
 echo "installing:$missing"
-# A fresh machine may have no package lists yet.
-$sudo apt-get update -qq >/dev/null &&
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null || {
+# A fresh machine may have no package lists yet. apt's own chatter (debconf's notes and
+# the like) goes to a log that is shown only if the install fails, so a demo's
+# transcript holds this one line. Recommended packages are not taken: what the lab uses
+# is named, so a machine that never installs recommends works the same.
+log=$(mktemp)
+# shellcheck disable=SC2086 # $missing is word-split on purpose: one argument a package
+if $sudo apt-get update -qq >"$log" 2>&1 &&
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    $missing >>"$log" 2>&1; then
+  rm -f "$log"
+else
+  cat "$log" >&2
+  rm -f "$log"
   echo "could not install:$missing" >&2
   exit 1
-}
+fi

@@ -28,7 +28,7 @@ wait_until() {
   local deadline=$((SECONDS + seconds * DEADLINE_SCALE))
   until "$@"; do
     if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "gave up after ${seconds}s waiting for: $*" >&2
+      echo "gave up after $((seconds * DEADLINE_SCALE)) s waiting for: $*" >&2
       return 1
     fi
     sleep 0.02 # a poll interval, not synchronisation: the condition decides
@@ -47,20 +47,10 @@ start_server() {
   esac
   SERVER_LOG="$BATS_TEST_TMPDIR/server.out"
   SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
-  VALGRIND_LOG="$BATS_TEST_TMPDIR/valgrind"
-  local runner=()
-  if [ "${VALGRIND:-0}" = 1 ] && [ -n "${VALGRIND_TOOL:-}" ]; then
-    # A thread checker (VALGRIND_TOOL=helgrind): any report fails the test.
-    runner=(valgrind --quiet --tool="$VALGRIND_TOOL" --error-exitcode=$VALGRIND_STATUS
-      --log-file="$VALGRIND_LOG.%p")
-  elif [ "${VALGRIND:-0}" = 1 ]; then
-    runner=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect
-      --errors-for-leak-kinds=definite,indirect --error-exitcode=$VALGRIND_STATUS
-      --trace-children=yes --child-silent-after-fork=no --track-fds=yes
-      --log-file="$VALGRIND_LOG.%p")
-  fi
+  SERVER_NAME="${bin#"$LAB"/} ${args[*]}"
+  valgrind_runner
   # 3>&-: bats waits for every holder of fd 3, so a server must not inherit it.
-  "${runner[@]}" "$bin" "${args[@]}" </dev/null >"$SERVER_LOG" 2>"$SERVER_ERR" 3>&- &
+  "${RUNNER[@]}" "$bin" "${args[@]}" </dev/null >"$SERVER_LOG" 2>"$SERVER_ERR" 3>&- &
   SERVER_PID=$!
   if ! wait_until 10 ready_line_seen; then
     echo "no ready line from $bin; its stderr:" >&2
@@ -70,6 +60,24 @@ start_server() {
   SERVER_ADDR=$(sed -n '1s/^serving on //p' "$SERVER_LOG")
   SERVER_PORT=${SERVER_ADDR##*:}
   SERVER_HOST=${SERVER_ADDR%:*}
+}
+
+# valgrind_runner - RUNNER is the command a server runs under: nothing, or with VALGRIND=1
+# valgrind (memcheck, or the thread checker VALGRIND_TOOL names), each process logging
+# to $VALGRIND_LOG.PID.
+valgrind_runner() {
+  VALGRIND_LOG="$BATS_TEST_TMPDIR/valgrind"
+  RUNNER=()
+  if [ "${VALGRIND:-0}" = 1 ] && [ -n "${VALGRIND_TOOL:-}" ]; then
+    # A thread checker (VALGRIND_TOOL=helgrind): any report fails the test.
+    RUNNER=(valgrind --quiet --vgdb=no --tool="$VALGRIND_TOOL" --error-exitcode=$VALGRIND_STATUS
+      --log-file="$VALGRIND_LOG.%p")
+  elif [ "${VALGRIND:-0}" = 1 ]; then
+    RUNNER=(valgrind --quiet --vgdb=no --leak-check=full --show-leak-kinds=definite,indirect
+      --errors-for-leak-kinds=definite,indirect --error-exitcode=$VALGRIND_STATUS
+      --trace-children=yes --child-silent-after-fork=no --track-fds=yes
+      --log-file="$VALGRIND_LOG.%p")
+  fi
 }
 
 ready_line_seen() {
@@ -88,7 +96,7 @@ stop_server() {
   kill -"$signal" "$SERVER_PID"
   wait_for_exit 10
   if [ "$SERVER_STATUS" -ne 0 ]; then
-    echo "server exited with status $SERVER_STATUS after SIG$signal" >&2
+    echo "$SERVER_NAME exited with status $SERVER_STATUS after SIG$signal" >&2
     report_valgrind >&2
     return 1
   fi
@@ -102,7 +110,7 @@ stop_server() {
 wait_for_exit() {
   wait_until "$1" server_gone || {
     kill -KILL "$SERVER_PID" 2>/dev/null
-    echo "server did not exit within $1 s" >&2
+    echo "$SERVER_NAME did not exit within $(($1 * DEADLINE_SCALE)) s" >&2
   }
   SERVER_STATUS=0
   wait "$SERVER_PID" || SERVER_STATUS=$?
@@ -267,6 +275,9 @@ log_count_is() { [ "$(log_count "$1")" = "$2" ]; }
 now_ms() { date +%s%3N; }
 
 teardown() {
+  # A test that loops over several servers says which one it was at when it failed.
+  [ -n "${BATS_TEST_COMPLETED:-}" ] || [ -z "${SERVER_NAME:-}" ] ||
+    echo "# failed while testing: $SERVER_NAME" >&2
   if [ -n "${SERVER_PID:-}" ]; then
     kill -KILL "$SERVER_PID" 2>/dev/null
     wait "$SERVER_PID" 2>/dev/null

@@ -317,3 +317,25 @@ child_in_send() {
   esac
   grep -q "^$sendto " "/proc/$(child_pids)/syscall" 2>/dev/null
 }
+
+@test "step 5: children stopped with SIGSTOP: SIGTERM still ends the server, the children killed after 5 s" {
+  # A stopped child keeps SIGTERM pending and never exits by itself: without a grace
+  # period and SIGKILL, the parent would wait for it for ever.
+  start_server "$STEP5"
+  chats_answered a b
+  wait_until 5 children_are 2
+  local children
+  children=$(child_pids)
+  # shellcheck disable=SC2086
+  kill -STOP $children
+  kill -TERM "$SERVER_PID"
+  wait_for_exit 15
+  [ "$SERVER_STATUS" -eq 0 ] || fail "exit status $SERVER_STATUS after SIGTERM"
+  # shellcheck disable=SC2086
+  all_gone $children || fail "children left behind: $(ps -o pid,ppid,stat,args -p "${children// /,}")"
+  for pid in $children; do
+    grep -qx "child $pid did not stop within 5 s: killed" "$SERVER_LOG" ||
+      fail "no log line for child $pid: $(cat "$SERVER_LOG")"
+  done
+  chats_closed a b
+}

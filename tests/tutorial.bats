@@ -93,8 +93,8 @@ EOF
   doc=$(fixture doc.md <<'EOF'
 <!-- code: step2_loop/server.c -->
 ```c
-   * recv() from blocking, so no EINTR would ever tell it. */
-  while (!stop_requested && echo_once(client, peer))
+static void handle_client(int client, const char *peer) {
+  while (echo_once(client, peer)) /* a stop ends it too: echo_once's wait sees it */
     continue;
 }
   ...
@@ -134,7 +134,7 @@ EOF
   # The first code block and the excerpt are right; every other block is a problem.
   assert_output --partial "doc.md:11: these lines are not in step2_loop/server.c as quoted"
   assert_output --partial "-  if (echo_once(client, peer))"
-  assert_output --partial "+  /* A stop ends the session even when its client never pauses: a busy client keeps"
+  assert_output --partial "+  while (echo_once(client, peer)) /* a stop ends it too: echo_once's wait sees it */"
   assert_output --partial "doc.md:17: fenced block without a marker"
   assert_output --partial '`echo half; exit 3` failed (3)'
   assert_output --partial "the Python snippet does not compile"
