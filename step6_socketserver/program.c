@@ -63,26 +63,40 @@ static void usage(const struct program *p, FILE *out, int status) {
   exit(status);
 }
 
-static void bad_value(const struct program *p, const char *option, const char *value) {
-  fprintf(stderr, "%s: bad value for --%s: %s\n", p->name, option, value);
+/* WHY, when given, says more than "bad value" (a limit, a minimum). */
+static void bad_value(const struct program *p, const char *option, const char *value,
+                      const char *why) {
+  fprintf(stderr, "%s: bad value for --%s: '%s'%s%s\n", p->name, option, value,
+          why ? ": " : "", why ? why : "");
   usage(p, stderr, 2);
 }
 
-/* A whole number from MIN to MAX, or -1. */
-static long parse_number(const char *text, long min, long max) {
-  char *end;
+/* strtoll alone would take " 80", "+80" and "-0"; a number here is its digits only. */
+long long parse_whole(const char *text, long long min, long long max) {
+  if (text[strspn(text, "0123456789")] != '\0' || text[0] == '\0')
+    return -1;
   errno = 0;
-  long n = strtol(text, &end, 10);
-  return errno == 0 && end != text && *end == '\0' && n >= min && n <= max ? n : -1;
+  long long n = strtoll(text, NULL, 10);
+  return errno == 0 && n >= min && n <= max ? n : -1;
 }
 
-/* SECONDS: a positive number of seconds, at most a day; -1 if not. */
+/* The timeout is kept in milliseconds (poll's unit): a shorter one would round to 0 ms,
+   which is "already up" to poll() and "no timeout" to some callers. Refused, not rounded. */
+#define MIN_SECONDS 0.001
+#define MIN_SECONDS_TEXT "at least 0.001 seconds, the timeout's resolution"
+
+/* SECONDS: decimal seconds (digits, at most one point: "2", "0.5"; no sign, exponent, hex,
+ * inf or nan), at most a day; -1 if not, -2 if below MIN_SECONDS. */
 static double parse_seconds(const char *text) {
-  char *end;
-  errno = 0;
-  double d = strtod(text, &end);
-  return errno == 0 && end != text && *end == '\0' && isfinite(d) && d > 0 && d <= 86400 ? d
-                                                                                            : -1;
+  size_t digits = strspn(text, "0123456789");
+  if (text[digits] == '.')
+    digits += 1 + strspn(text + digits + 1, "0123456789");
+  if (text[digits] != '\0' || strspn(text, ".") == digits) /* other bytes, or no digit */
+    return -1;
+  double d = strtod(text, NULL);
+  if (!isfinite(d) || d > 86400)
+    return -1;
+  return d >= MIN_SECONDS ? d : -2;
 }
 
 /* ADDRESS/BITS, IPv4 or IPv6 (BITS may be left out: the one address); 0, or -1. */
@@ -98,8 +112,8 @@ static int parse_network(const char *text, struct network *net) {
   int max = net->family == AF_INET6 ? 128 : 32;
   if (inet_pton(net->family, address, net->address) != 1)
     return -1;
-  long bits = slash ? parse_number(slash + 1, 0, max) : max;
-  if (bits < 0 || (slash && (slash[1] < '0' || slash[1] > '9')))
+  long long bits = slash ? parse_whole(slash + 1, 0, max) : max;
+  if (bits < 0)
     return -1;
   net->bits = (int)bits;
   return 0;
@@ -140,43 +154,56 @@ void program_parse(struct program *p, int argc, char **argv) {
   int c, index = -1;
   while ((c = getopt_long(argc, argv, "H:p:h", all, &index)) != -1) {
     const char *option = index >= 0 ? all[index].name : (c == 'p' ? "port" : "host");
-    long n;
+    long long n;
     switch (c) {
     case 'H':
+      /* An empty host would be every interface to getaddrinfo: never by accident (an
+         unset $HOST), only by naming 0.0.0.0 or ::. */
+      if (optarg[0] == '\0')
+        bad_value(p, option, optarg, "an address or a host name is needed");
       p->host = optarg;
       break;
     case 'p':
-      if (parse_number(optarg, 0, 65535) < 0)
-        bad_value(p, option, optarg);
+      if (parse_whole(optarg, 0, 65535) < 0)
+        bad_value(p, option, optarg, "a port is a decimal number from 0 to 65535");
       p->port = optarg;
       break;
     case OPT_MODE:
       if (parse_mode(optarg, &p->mode) < 0)
-        bad_value(p, option, optarg);
+        bad_value(p, option, optarg, NULL);
       break;
     case OPT_MAX_CHILDREN:
-      if ((n = parse_number(optarg, 1, 1000000)) < 0)
-        bad_value(p, option, optarg);
+      if ((n = parse_whole(optarg, 1, 1000000)) < 0)
+        bad_value(p, option, optarg, "a decimal number from 1 to 1000000");
       p->max_children = (size_t)n;
       break;
     case OPT_TIMEOUT:
       if ((p->timeout = parse_seconds(optarg)) < 0)
-        bad_value(p, option, optarg);
+        bad_value(p, option, optarg,
+                  p->timeout == -2 ? MIN_SECONDS_TEXT
+                                   : "decimal seconds, at most 86400 (a day)");
       break;
     case OPT_MAX_CLIENTS:
-      if ((n = parse_number(optarg, 1, 1000000)) < 0)
-        bad_value(p, option, optarg);
+      if ((n = parse_whole(optarg, 1, 1000000)) < 0)
+        bad_value(p, option, optarg, "a decimal number from 1 to 1000000");
       p->max_clients = (size_t)n;
       break;
     case OPT_ALLOW:
-      if (p->allow_count == MAX_ALLOW || parse_network(optarg, &p->allow[p->allow_count]) < 0)
-        bad_value(p, option, optarg);
+      if (p->allow_count == MAX_ALLOW) {
+        char why[64];
+        snprintf(why, sizeof why, "at most %d networks are allowed", MAX_ALLOW);
+        bad_value(p, option, optarg, why);
+      }
+      if (parse_network(optarg, &p->allow[p->allow_count]) < 0)
+        bad_value(p, option, optarg, NULL);
       p->allow_count++;
       break;
     case OPT_UDP:
       p->udp = true;
       break;
     case OPT_UNIX:
+      if (optarg[0] == '\0')
+        bad_value(p, option, optarg, "a path is needed");
       p->unix_path = optarg;
       break;
     case 'h':
@@ -186,7 +213,7 @@ void program_parse(struct program *p, int argc, char **argv) {
       if (c < PROGRAM_OPTION) /* getopt_long has already named the bad option */
         usage(p, stderr, 2);
       if (p->parse_option(c, optarg, p->user) < 0)
-        bad_value(p, option, optarg);
+        bad_value(p, option, optarg, NULL);
     }
     index = -1;
   }

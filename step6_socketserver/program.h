@@ -77,6 +77,10 @@ struct program {
   const char *name;               /* argv[0], for messages */
 };
 
+/* TEXT as a decimal whole number from MIN (0 or more) to MAX: digits only, no sign, no
+ * space, no 0x; else -1. Every numeric option is read with it, the programs' own too. */
+long long parse_whole(const char *text, long long min, long long max);
+
 /* Parse the command line into P. --help prints the usage and exits 0; anything wrong
  * prints the usage on stderr and exits 2. Also makes stdout line-buffered. */
 void program_parse(struct program *p, int argc, char **argv);

@@ -1,27 +1,35 @@
 /*
  * step6_socketserver/transfer.c - the file server's frames and folder (see transfer.h).
  *
- * The header is parsed by cJSON, never by hand. A name is refused when it could leave the
+ * The header is parsed by cJSON, never by hand, and held to what Python's json.loads
+ * takes, so the seed's server and this one read a header alike: UTF-8, one JSON object
+ * and nothing after it, each key once. A name is refused when it could leave the
  * folder or hide in it: empty, too long, with a slash, "..", a leading dot (so never one
  * of our temp files either), a NUL or another control byte. An upload is written to a
- * temp file made with O_EXCL, then renamed: a client that stops half-way leaves nothing.
+ * temp file made with O_EXCL, then renamed: a client that stops half-way leaves nothing,
+ * and a server killed half-way leaves a temp file the next start removes (see "Temp
+ * files" below).
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include "transfer.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 enum { CHUNK = 65536, PATH_SIZE = 4096 };
+#define TEMP_PREFIX ".upload-" /* then mkstemp's six letters and digits */
 enum { OPT_DIR = PROGRAM_OPTION, OPT_MAX_SIZE };
 
 /* cJSON keeps where the last parse failed in one global (cJSON_GetErrorPtr), written by
@@ -61,6 +69,69 @@ int send_status(struct handler *h, const char *reason, const char *name, long lo
   return send_frame(h, status);
 }
 
+/* Whether LEN bytes of TEXT are UTF-8 as Python's strict decoder takes it: no stray or
+ * missing continuation byte, no overlong form, no surrogate, nothing past U+10FFFF. */
+static bool is_utf8(const unsigned char *text, size_t len) {
+  for (size_t i = 0; i < len;) {
+    unsigned char c = text[i];
+    size_t more = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2
+                : c >= 0xf0 && c <= 0xf4 ? 3 : 4; /* 4: never a lead byte */
+    if (more == 4 || len - i - 1 < more)
+      return false;
+    /* The second byte's range is narrower after these leads (RFC 3629's table). */
+    unsigned char low = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+    unsigned char high = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+    for (size_t k = 1; k <= more; k++)
+      if (text[i + k] < (k == 1 ? low : 0x80) || text[i + k] > (k == 1 ? high : 0xbf))
+        return false;
+    i += 1 + more;
+  }
+  return true;
+}
+
+/* A key that ITEM, or an object inside it, has twice; NULL if none. cJSON's lookup finds
+ * the first, Python's json keeps the last: the two servers would read another filesize. */
+static const char *duplicate_key(const cJSON *item) {
+  for (const cJSON *a = item->child; a != NULL; a = a->next) {
+    for (const cJSON *b = a->next; cJSON_IsObject(item) && b != NULL; b = b->next)
+      if (strcmp(a->string, b->string) == 0)
+        return a->string;
+    const char *inner = duplicate_key(a); /* as deep as cJSON nests, 1000 at most */
+    if (inner != NULL)
+      return inner;
+  }
+  return NULL;
+}
+
+/* What Python's json.loads would refuse in TEXT before parsing it, or NULL. */
+static const char *header_bytes_problem(const char *text, size_t len) {
+  /* cJSON would cut a name at a NUL: refuse one in any form, raw or escaped. */
+  if (memchr(text, '\0', len) != NULL || strstr(text, "\\u0000") != NULL)
+    return "a NUL in the header";
+  /* JSON has no raw control byte but its four whitespace ones; cJSON skips any of them
+     between tokens and keeps them in strings. */
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)text[i] < 0x20 && strchr("\t\n\r", text[i]) == NULL)
+      return "a control byte in the header";
+  if (!is_utf8((const unsigned char *)text, len))
+    return "header is not valid UTF-8";
+  return NULL;
+}
+
+/* What is wrong with HEADER, parsed from a text that went on from END; NULL if nothing. */
+static const char *parsed_problem(const cJSON *header, const char *end,
+                                  char problem[SERVER_ERROR_SIZE]) {
+  if (!cJSON_IsObject(header))
+    return "header is not a JSON object";
+  if (end[strspn(end, " \t\n\r")] != '\0') /* no NUL inside: '\0' is the text's end */
+    return "trailing bytes after the JSON header";
+  const char *duplicate = duplicate_key(header);
+  if (duplicate == NULL)
+    return NULL;
+  snprintf(problem, SERVER_ERROR_SIZE, "key \"%.64s\" twice in the header", duplicate);
+  return problem;
+}
+
 cJSON *read_header(struct handler *h) {
   unsigned char length[4];
   char text[MAX_HEADER + 1];
@@ -85,16 +156,20 @@ cJSON *read_header(struct handler *h) {
   }
   text[len] = '\0';
   log_wrote(h, text, (size_t)len);
-  /* cJSON would cut a name at a NUL: refuse one in any form, raw or escaped. */
-  bool nul = memchr(text, '\0', (size_t)len) != NULL || strstr(text, "\\u0000") != NULL;
+  /* Each refusal ends the session: a header read two ways has no trusted filesize, so
+     where the next frame starts is unknown. */
+  char problem[SERVER_ERROR_SIZE];
+  const char *refusal = header_bytes_problem(text, (size_t)len);
   cJSON *header = NULL;
-  if (!nul) {
+  if (refusal == NULL) {
+    const char *end;
     pthread_mutex_lock(&parse_lock);
-    header = cJSON_ParseWithLength(text, (size_t)len);
+    header = cJSON_ParseWithLengthOpts(text, (size_t)len, &end, false);
     pthread_mutex_unlock(&parse_lock);
+    refusal = parsed_problem(header, end, problem);
   }
-  if (!cJSON_IsObject(header)) {
-    send_status(h, nul ? "a NUL in the header" : "header is not a JSON object", NULL, 0);
+  if (refusal != NULL) {
+    send_status(h, refusal, NULL, 0);
     cJSON_Delete(header);
     return NULL;
   }
@@ -125,14 +200,103 @@ const char folder_options_help[] =
 
 int folder_parse_option(int option, const char *value, void *user) {
   struct folder *folder = user;
-  char *end;
   if (option == OPT_DIR) {
     folder->dir = value;
     return value[0] != '\0' ? 0 : -1;
   }
-  errno = 0;
-  folder->max_size = strtoll(value, &end, 10);
-  return errno == 0 && end != value && *end == '\0' && folder->max_size >= 0 ? 0 : -1;
+  folder->max_size = parse_whole(value, 0, LLONG_MAX);
+  return folder->max_size >= 0 ? 0 : -1;
+}
+
+/*
+ * Temp files, and who owns them. An upload goes to DIR/.upload-XXXXXX, and whoever
+ * receives it (the server, or its child in forking mode) holds an flock on that file
+ * from its creation to its rename or unlink. A process that dies, even by SIGKILL or the
+ * OOM killer, loses its locks with it, so a temp file that nobody holds locked is the
+ * remains of a dead upload, and a start-up removes exactly those (remove_dead_uploads).
+ * A live upload of another server in the same folder stays locked and is left alone;
+ * a pid in the name could not say as much (pids are reused, and differ between pid
+ * namespaces sharing a volume).
+ * One window remains: after mkstemp and before its flock, a temp file exists unlocked.
+ * So a temp file is created under a shared flock on the folder itself, and the clean-up
+ * holds an exclusive one: it never meets a temp file that is not locked yet.
+ * flock and not fcntl locks, since those belong to the process (one thread's close would
+ * drop another's); an flock belongs to the open file, and each upload opens its own.
+ */
+
+/* flock, again after a signal. */
+static int lock(int fd, int operation) {
+  int rc;
+  while ((rc = flock(fd, operation)) < 0 && errno == EINTR)
+    continue;
+  return rc;
+}
+
+/* A new temp file for an upload into DIR, its path in TEMP, locked (see above); its
+ * descriptor, or -1 with errno. */
+static int create_temp(const char *dir, char temp[PATH_SIZE]) {
+  snprintf(temp, PATH_SIZE, "%s/" TEMP_PREFIX "XXXXXX", dir);
+  int folder_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (folder_fd < 0)
+    return -1;
+  int fd = -1;
+  if (lock(folder_fd, LOCK_SH) == 0 && (fd = mkstemp(temp)) >= 0 &&
+      lock(fd, LOCK_EX | LOCK_NB) < 0) { /* a file new to all: refused only by the system */
+    int error = errno;
+    unlink(temp);
+    close(fd);
+    fd = -1;
+    errno = error;
+  }
+  int error = errno;
+  close(folder_fd); /* and with it the shared lock */
+  errno = error;
+  return fd;
+}
+
+/* Whether NAME is one of our temp files: the prefix, then mkstemp's six letters or digits. */
+static bool is_temp_name(const char *name) {
+  static const char alphabet[] =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  size_t prefix = strlen(TEMP_PREFIX);
+  return strncmp(name, TEMP_PREFIX, prefix) == 0 && strlen(name) == prefix + 6 &&
+         strspn(name + prefix, alphabet) == 6;
+}
+
+/* Remove the temp files of uploads whose owner has died (see above): a regular file of
+ * our pattern that nobody holds locked. 0, or -1 with errno (the folder cannot be read). */
+static int remove_dead_uploads(const char *dir) {
+  int folder_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *entries = folder_fd >= 0 ? fdopendir(folder_fd) : NULL;
+  if (entries == NULL || lock(folder_fd, LOCK_EX) < 0) {
+    int error = errno;
+    if (entries != NULL)
+      closedir(entries);
+    else if (folder_fd >= 0)
+      close(folder_fd);
+    errno = error;
+    return -1;
+  }
+  struct dirent *e;
+  while ((e = readdir(entries)) != NULL) {
+    if (!is_temp_name(e->d_name))
+      continue;
+    int fd = openat(folder_fd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+      continue; /* gone (renamed by its live owner), a link, or not ours to read */
+    /* Ours to lock: its owner is dead, or has just renamed it away and closed it. So the
+       name must still be the file we locked (no new temp file can take the name, none
+       is made while we hold the folder). */
+    struct stat opened, named;
+    if (fstat(fd, &opened) == 0 && S_ISREG(opened.st_mode) &&
+        lock(fd, LOCK_EX | LOCK_NB) == 0 &&
+        fstatat(folder_fd, e->d_name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+        named.st_dev == opened.st_dev && named.st_ino == opened.st_ino)
+      unlinkat(folder_fd, e->d_name, 0);
+    close(fd);
+  }
+  closedir(entries); /* and with it the folder's lock */
+  return 0;
 }
 
 int folder_prepare(const struct folder *folder) {
@@ -141,7 +305,8 @@ int folder_prepare(const struct folder *folder) {
     errno = ENAMETOOLONG;
   else if ((mkdir(folder->dir, 0755) == 0 || errno == EEXIST) && stat(folder->dir, &st) == 0)
     errno = S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-  if (errno != 0) {
+  bool usable = errno == 0 && remove_dead_uploads(folder->dir) == 0;
+  if (!usable) {
     fprintf(stderr, "cannot use %s as the folder: %s\n", folder->dir, strerror(errno));
     return -1;
   }
@@ -185,23 +350,30 @@ int folder_receive(struct handler *h, const struct folder *folder, const char *n
                    long long size, char reason[SERVER_ERROR_SIZE]) {
   const char *problem = name_problem(name); /* the body is read and dropped, then we go on */
   char temp[PATH_SIZE];
-  snprintf(temp, sizeof temp, "%s/.upload-XXXXXX", folder->dir);
-  int fd = problem ? -1 : mkstemp(temp); /* O_EXCL: a new file, never someone else's */
+  int fd = problem ? -1 : create_temp(folder->dir, temp); /* O_EXCL: never someone else's */
   int error = problem || fd >= 0 ? 0 : errno;
+  /* The temp file is renamed or unlinked before it is closed: closed, it is unlocked,
+     and a server starting in this folder would take it for a dead upload's. */
   if (receive_body(h, fd, size, &error) < 0) {
-    if (fd >= 0 && close(fd) == 0 && unlink(temp) == 0)
+    if (fd >= 0 && unlink(temp) == 0)
       log_event(h, "put %s: interrupted, nothing stored", name);
+    if (fd >= 0)
+      close(fd);
     return -1;
   }
   if (fd >= 0) {
     char path[PATH_SIZE];
     snprintf(path, sizeof path, "%s/%s", folder->dir, name);
-    if ((fchmod(fd, 0644) < 0 || close(fd) < 0) && error == 0)
+    if (fchmod(fd, 0644) < 0 && error == 0)
       error = errno;
     if (error != 0 || rename(temp, path) < 0) { /* rename replaces a link, never follows it */
       error = error ? error : errno;
       unlink(temp);
     }
+    /* A write error a file system reports only at close (NFS) comes after the rename:
+       it is still answered as an error, so the client knows to send again. */
+    if (close(fd) < 0 && error == 0)
+      error = errno;
   }
   if (problem != NULL)
     snprintf(reason, SERVER_ERROR_SIZE, "%s", problem);

@@ -21,7 +21,9 @@ enum { MAX_HEADER = 8192, MAX_NAME = 255 };
 /* ---- Frames ---------------------------------------------------------------------- */
 
 /* The next command's header, a JSON object the caller deletes; NULL when the session is
- * over (a frame that cannot be trusted gets an error status first). */
+ * over (a frame that cannot be trusted gets an error status first: one Python's json
+ * would refuse or read otherwise, i.e. not UTF-8, a control byte, bytes after the
+ * object, a key twice). */
 cJSON *read_header(struct handler *h);
 
 /* JSON as one frame, in one write; JSON is deleted. 0, or -1: the session is over. */
@@ -49,8 +51,10 @@ extern const struct option folder_options[];
 extern const char folder_options_help[];
 int folder_parse_option(int option, const char *value, void *folder);
 
-/* Create the folder if it is missing and check that it is one; a write past `ulimit -f`
- * then fails with EFBIG instead of killing the server. 0, or -1 with a line on stderr. */
+/* Create the folder if it is missing and check that it is one; remove the temp files of
+ * uploads whose receiver died (killed mid-put), never those of a live server sharing the
+ * folder; a write past `ulimit -f` then fails with EFBIG instead of killing the server.
+ * 0, or -1 with a line on stderr. */
 int folder_prepare(const struct folder *folder);
 
 /* Read SIZE bytes of body and store them as NAME, through a temp file renamed only once

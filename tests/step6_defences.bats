@@ -159,3 +159,20 @@ served_quietly() {
   wait_for_log '^\[?::1\]?:[0-9]+ refused: not in --allow'
   stop_server
 }
+
+@test "defences --timeout: below the resolution (0.001 s) is refused; 0.001 itself is honoured" {
+  local value
+  for value in 0.0000001 0.0009 0 0.0; do
+    run --separate-stderr timeout $((5 * DEADLINE_SCALE)) "$UPPER" --port 0 --timeout "$value"
+    assert_failure 2 # a server that wrongly serves is stopped by the deadline: 124
+    [ -z "$output" ]
+    [[ "$stderr" == *"bad value for --timeout: '$value': at least 0.001 seconds"*"usage: "* ]] ||
+      { echo "$stderr"; false; }
+  done
+  start_server "$UPPER" --timeout 0.001
+  hold_open silent
+  wait_for_log '^127\.0\.0\.1:[0-9]+ timed out$' 10 # dropped, not waited on for ever
+  served
+  release silent
+  stop_server
+}

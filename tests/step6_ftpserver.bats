@@ -349,3 +349,84 @@ EOF
   [ "$(ls -A "$UP")" = same ]
   stop_server
 }
+
+@test "ftpserver: a header Python's json would read otherwise is refused: bytes after it, a key twice, not UTF-8" {
+  serve
+  local header reason
+  # Each is answered with the reason, then the connection ends (the get after it is not
+  # answered): which filesize the client meant is not known, so neither is the next frame.
+  while IFS='|' read -r header reason; do
+    run raw "$(frame "$header") + b'abc' + $(frame "b'{\"cmd\":\"get\",\"filename\":\"f\"}'")"
+    assert_success
+    assert_output "{\"status\":\"error\",\"reason\":\"$reason\"}"
+  done <<'CASES'
+b'{"cmd":"put","filename":"f","filesize":3}{}'|trailing bytes after the JSON header
+b'{"cmd":"put","filename":"f","filesize":3} x'|trailing bytes after the JSON header
+b'{"cmd":"put","filename":"f","filesize":3}3'|trailing bytes after the JSON header
+b'{"cmd":"put","filename":"f","filesize":3,"filesize":1}'|key \"filesize\" twice in the header
+b'{"cmd":"put","filename":"f","filesize":3,"file\\u0073ize":1}'|key \"filesize\" twice in the header
+b'{"cmd":"put","filename":"f","filename":"g","filesize":3}'|key \"filename\" twice in the header
+b'{"cmd":"put","filename":"f","filesize":3,"x":{"a":1,"a":2}}'|key \"a\" twice in the header
+b'{"cmd":"put","filename":"caf\xe9","filesize":3}'|header is not valid UTF-8
+b'{"cmd":"put","filename":"\xc0\xaf","filesize":3}'|header is not valid UTF-8
+b'{"cmd":"put","filename":"\xed\xa0\x80","filesize":3}'|header is not valid UTF-8
+b'{"cmd":"put","filename":"\xf4\x90\x80\x80","filesize":3}'|header is not valid UTF-8
+b'{"cmd":"put","filename":"f\xc3","filesize":3}'|header is not valid UTF-8
+b'{"cmd":"put",\x0c"filename":"f","filesize":3}'|a control byte in the header
+CASES
+  [ -z "$(ls -A "$UP")" ]
+  # Whitespace around the object is JSON's own, and a UTF-8 name is stored and echoed.
+  run raw "$(frame "b' \\t{\"cmd\":\"put\",\"filename\":\"caf\\xc3\\xa9\",\"filesize\":3} \\r\\n'") + b'abc'"
+  assert_success
+  assert_output '{"status":"ok","filename":"café","filesize":3}'
+  [ "$(cat "$UP/café")" = abc ]
+  stop_server
+}
+
+# upload_under_way FILESIZE - connect and send a put of "cut" with FILESIZE bytes, only 1000
+# of them; CONN is the connection, and the temp file is there once this returns.
+upload_under_way() {
+  local header="{\"cmd\":\"put\",\"filename\":\"cut\",\"filesize\":$1}"
+  exec {CONN}<>"/dev/tcp/$SERVER_HOST/$SERVER_PORT"
+  printf "\\x$(printf %02x ${#header})\\x00\\x00\\x00%s" "$header" >&"$CONN"
+  head -c 1000 /dev/zero >&"$CONN"
+  wait_until 5 compgen -G "$UP/.upload-*"
+}
+
+@test "ftpserver --mode forking: a child killed mid-upload leaves a temp file, which the next start removes" {
+  serve --mode forking
+  upload_under_way 999999
+  local child
+  child=$(ps -o pid= --ppid "$SERVER_PID")
+  kill -KILL $child # as the OOM killer would: no clean-up of its own
+  wait_until 10 children_are 0
+  exec {CONN}>&-
+  compgen -G "$UP/.upload-*" # left behind ...
+  stop_server
+  : >"$UP/.keep" # not of the temp files' pattern: left alone
+  : >"$UP/.upload-abc"
+  serve
+  [ -z "$(compgen -G "$UP/.upload-??????")" ] # ... and removed at the start
+  [ -e "$UP/.keep" ] && [ -e "$UP/.upload-abc" ] && [ ! -e "$UP/cut" ]
+  rm "$UP/.keep" "$UP/.upload-abc"
+  still_serving
+  stop_server
+}
+
+@test "ftpserver: a start in the same folder leaves another server's upload under way alone" {
+  serve
+  upload_under_way 2000
+  # A second server on the folder, started by hand (start_server holds one server).
+  "$FTPSERVER" --dir "$UP" --port 0 </dev/null >"$BATS_TEST_TMPDIR/second.out" 2>&1 3>&- &
+  local second=$!
+  wait_until 10 grep -q '^serving on ' "$BATS_TEST_TMPDIR/second.out"
+  compgen -G "$UP/.upload-*" # the first server's temp file is still there ...
+  head -c 1000 /dev/zero >&"$CONN"
+  wait_for_log ' ok: cut, 2000 bytes$' 10
+  exec {CONN}>&-
+  [ "$(stat -c %s "$UP/cut")" = 2000 ] # ... and became the file, whole
+  [ "$(ls -A "$UP")" = cut ]
+  kill -TERM "$second"
+  wait "$second"
+  stop_server
+}

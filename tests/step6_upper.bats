@@ -161,3 +161,72 @@ second_client_waits() {
 
 # ---- What every step-6 program shares ------------------------------------------------
 
+
+# usage_refused PROGRAM ARGS... - PROGRAM given ARGS names the bad value on stderr, then
+# the usage, prints nothing on stdout and exits 2, serving nothing. A program that wrongly
+# starts to serve is ended by the deadline (status 124) and fails the assertion.
+usage_refused() {
+  local program=$1
+  shift
+  local extra=()
+  [ "$program" != ftpserver ] || extra=(--dir "$BATS_TEST_TMPDIR/up")
+  run --separate-stderr timeout $((5 * DEADLINE_SCALE)) "$STEP6/$program" --port 0 \
+    "${extra[@]}" "$@"
+  [ "$status" = 2 ] || { echo "$program $*: status $status, stdout: $output"; false; }
+  [ -z "$output" ] || { echo "$program $*: stdout: $output"; false; }
+  [[ "$stderr" == *"bad value for --"*"usage: "* ]] || { echo "$program $*: $stderr"; false; }
+}
+
+@test "step 6 programs: a number is decimal, whole and in range, and a name is not empty, or usage" {
+  local program line args
+  for program in "${PROGRAMS[@]}"; do
+    while IFS= read -r line; do
+      eval "args=($line)" # each line is the arguments, quoted as in a shell
+      usage_refused "$program" "${args[@]}"
+    done <<'ARGS'
+--port ' 80'
+--port '80 '
+--port +80
+--port 0x50
+--port 1e2
+--port 65536
+--port ''
+--max-children ' 5'
+--max-children 0x10
+--max-children +5
+--timeout 0x10
+--timeout ' 1'
+--timeout 1e1
+--timeout -0.5
+--timeout inf
+--timeout nan
+--timeout .
+--timeout 1..2
+--max-clients ' 2'
+--max-clients 2.0
+--host ''
+--allow '10.0.0.0/ 8'
+--allow 10.0.0.0/+8
+ARGS
+  done
+  usage_refused upper --unix ''
+  usage_refused upper --unix '' --udp
+  local size
+  for size in ' 5' '5 ' 0x10 +5 -1 1e3 99999999999999999999; do
+    usage_refused ftpserver --max-size "$size"
+  done
+  # What is right is still taken: these serve.
+  start_server "$STEP6/upper" --port 00 --timeout 0.5 --max-children 007 --max-clients 3
+  stop_server
+  start_server "$STEP6/ftpserver" --dir "$BATS_TEST_TMPDIR/up" --max-size 0 --timeout 2.
+  stop_server
+}
+
+@test "step 6 programs: the 17th --allow is refused as one too many, with the usage" {
+  local args=() i
+  for i in $(seq 16); do args+=(--allow "10.0.0.$i"); done
+  start_server "$UPPER" "${args[@]}" # 16 are fine
+  stop_server
+  usage_refused upper "${args[@]}" --allow 10.0.0.17
+  [[ "$stderr" == *"at most 16 networks are allowed"* ]] || { echo "$stderr"; false; }
+}
