@@ -49,9 +49,15 @@ start_server() {
   LOG_SHOWN=0
   "$@" --port 0 </dev/null >"$DEMO_DIR/server.log" 2>&1 &
   SERVER_PID=$!
-  wait_for 10 grep -q '^serving on ' "$DEMO_DIR/server.log"
+  wait_for 10 ready_line_written
   PORT=$(sed -n '1s/^serving on .*://p' "$DEMO_DIR/server.log")
   show_log
+}
+
+# The ready line counts once its newline is written: a prefix caught mid-write would
+# give a wrong port.
+ready_line_written() {
+  [ "$(wc -l <"$DEMO_DIR/server.log")" -ge 1 ] && head -n 1 "$DEMO_DIR/server.log" | grep -q '^serving on '
 }
 
 # log_has PATTERN [COUNT] - the server has logged COUNT (default 1) lines matching
@@ -91,11 +97,14 @@ skip_log_through() {
   LOG_SHOWN=$(next_log_line "$1")
 }
 
+server_exited() { ! kill -0 "$SERVER_PID" 2>/dev/null || [ "$(ps -o stat= -p "$SERVER_PID")" = Z ]; }
+
 # stop_server [SIGNAL] - stop the server and say how it ended.
 stop_server() {
   local signal=${1:-TERM}
   printf '$ kill -%s <server>\n' "$signal"
   kill -"$signal" "$SERVER_PID"
+  wait_for 10 server_exited # a server that lost the stop fails the demo, never hangs it
   local status=0
   wait "$SERVER_PID" || status=$?
   SERVER_PID=

@@ -42,14 +42,17 @@ def one_cycle(command, deadline, rng):
         if not ready.startswith("serving on "):
             return "no ready line: %r" % ready
         host, _, port = ready[len("serving on "):].strip().rpartition(":")
-        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=deadline)
-        sock.sendall(b"hello\n")
-        reply = b""
-        while len(reply) < 6:
-            chunk = sock.recv(6 - len(reply))
-            if not chunk:
-                break
-            reply += chunk
+        try:
+            sock = socket.create_connection((host.strip("[]"), int(port)), timeout=deadline)
+            sock.sendall(b"hello\n")
+            reply = b""
+            while len(reply) < 6:
+                chunk = sock.recv(6 - len(reply))
+                if not chunk:
+                    break
+                reply += chunk
+        except OSError as e:
+            return "round trip: %s" % e
         if reply != b"HELLO\n":
             return "reply %r" % reply
         # The moment of the stop: a third of the cycles just before the close, the rest
