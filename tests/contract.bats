@@ -33,6 +33,17 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
   done
 }
 
+@test "every server: a port is decimal digits in range: ' 80', '+80', '', '0x50' and 99999 are usage" {
+  # strtol() alone takes a leading space and a sign; base 0 would take hex.
+  for server in $(servers); do
+    for port in " 80" "+80" "" "0x50" "99999" "80 "; do
+      run --separate-stderr timeout 10 "$server" --port "$port"
+      [ "$status" -eq 2 ] || fail "$server --port '$port': status $status, stdout: $output"
+      [[ "$stderr" == *"usage:"* ]] || fail "$server --port '$port': no usage on stderr: $stderr"
+    done
+  done
+}
+
 @test "every server: the ready line names the port really bound" {
   for server in $(servers); do
     start_server "$server"

@@ -47,12 +47,17 @@ stuck_in_send() {
 @test "step 4: a bad option, a bad --poll-interval or a stray argument exits 2 with the usage" {
   for args in "--bogus" "--poll-interval" "--poll-interval 0" "--poll-interval -1" \
     "--poll-interval abc" "--poll-interval 0.5s" "--poll-interval nan" \
-    "--poll-interval 1e9" "--port 0 stray"; do
-    run --separate-stderr "$STEP4" $args
+    "--poll-interval 1e9" "--poll-interval 0x10" "--poll-interval inf" "--poll-interval 1e0" \
+    "--poll-interval +1" "--port 0 stray"; do
+    # shellcheck disable=SC2086
+    run --separate-stderr timeout 5 "$STEP4" $args
     [ "$status" -eq 2 ] || fail "$args: exit $status"
     [[ $stderr == *"usage: "*"--poll-interval"* ]] || fail "$args: no usage on stderr: $stderr"
     [ -z "$output" ] || fail "$args: served or wrote to stdout: $output"
   done
+  # strtod() alone would take a leading space.
+  run --separate-stderr timeout 5 "$STEP4" --poll-interval " 1"
+  [ "$status" -eq 2 ] || fail "--poll-interval ' 1': exit $status"
 }
 
 @test "step 4: 100 clients at once, 20 messages each, every reply correct" {

@@ -68,13 +68,17 @@ stop_with_clients() {
 @test "step 5: a bad option, a bad --max-children or a stray argument exits 2 with the usage" {
   for args in "--bogus" "--max-children" "--max-children 0" "--max-children -1" \
     "--max-children abc" "--max-children 3x" "--max-children 100001" \
-    "--max-children 99999999999999999999" "--port 0 stray"; do
+    "--max-children 99999999999999999999" "--max-children +5" "--max-children 0x5" \
+    "--port 0 stray"; do
     # shellcheck disable=SC2086
     run --separate-stderr timeout 5 "$STEP5" $args
     [ "$status" -eq 2 ] || fail "$args: exit $status"
     [[ $stderr == *"usage: "*"--max-children"* ]] || fail "$args: no usage on stderr: $stderr"
     [ -z "$output" ] || fail "$args: served or wrote to stdout: $output"
   done
+  # strtol() alone would take a leading space.
+  run --separate-stderr timeout 5 "$STEP5" --max-children " 5"
+  [ "$status" -eq 2 ] || fail "--max-children ' 5': exit $status"
 }
 
 @test "step 5: SIGTERM with clients connected: exit 0, children reaped, clients see EOF" {
