@@ -1,9 +1,14 @@
-# sockets-lab - one entry point for everything.
+# sockets-lab - one entry point for everything. `make help` lists every target.
 #
-#   make            build every server, the step-6 programs and tests/client
-#   make stepN      build step N and run its guided demo (N = 1..6)
-#   make test       install what is missing, build, run every suite, then valgrind
-#   make clean      remove everything the build made
+## all: build every server, the step-6 programs and tests/client (what `make` does)
+## stepN: build step N and run its guided demo (N = 1..6)
+## check-stepN: step N's own suites, plain, in seconds (N = 1..6)
+## test: install what is missing, build, run every pass; ends with N passed, M failed
+## test-plain: the unit tests and every suite, as they are
+## test-valgrind: the servers' suites under memcheck, then helgrind
+## deps: install the packages the tests need (Debian's apt-get)
+## clean: remove everything the build made
+## help: this list
 
 CC ?= cc
 CFLAGS := -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread
@@ -49,7 +54,9 @@ VALGRIND_SUITES := tests/contract.bats tests/stop.bats \
   tests/step6_threadname.bats tests/step6_defences.bats tests/step6_seeds.bats
 HELGRIND_SUITES := tests/step4.bats tests/step6_ftpserver.bats tests/step6_threadname.bats
 
-.PHONY: all deps test test-plain test-valgrind clean $(DEMOS)
+CHECK_STEPS := $(addprefix check-,$(DEMOS))
+
+.PHONY: all deps test test-plain test-valgrind clean help $(DEMOS) $(CHECK_STEPS)
 
 all: $(PROGRAMS)
 
@@ -79,6 +86,16 @@ test-plain: all $(STEP6_UNIT_TESTS)
 
 test-valgrind: all
 	@VALGRIND_SUITES="$(VALGRIND_SUITES)" HELGRIND_SUITES="$(HELGRIND_SUITES)" tests/run_passes
+
+# A step's own suites: stepN*.bats (step 6: its programs' suites and the unit tests).
+$(CHECK_STEPS): check-step%: deps all $(STEP6_UNIT_TESTS)
+	@UNIT_TESTS="$(if $(filter 6,$*),$(STEP6_UNIT_TESTS))" \
+	  PLAIN_SUITES="$(sort $(wildcard tests/step$*.bats tests/step$*_*.bats))" tests/run_passes
+
+# Every "## TARGET: what it does" line of the Makefile and its fragments, in the order read.
+help:
+	@sed -n 's/^## \([^:]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | \
+	  awk -F '\t' '{ printf "  make %-16s %s\n", $$1, $$2 }'
 
 clean:
 	rm -f $(SERVERS) tests/client $(FIXTURES) $(STEP6_CLEAN) $(BENCH_PROGRAMS) $(BENCH_OUTPUTS)

@@ -5,6 +5,12 @@
 # Targets: the library, the unit tests (step6-unit), the same under valgrind
 # (step6-valgrind), and under ThreadSanitizer without the forking tests (step6-tsan).
 
+## step6-lib: build the step-6 framework, libsocketserver.a
+## step6-unit: run the framework's unit tests
+## step6-valgrind: the framework's unit tests under memcheck
+## step6-tsan: the framework's unit tests under ThreadSanitizer, forking left out
+## step6-clean: remove what step 6's build made
+
 STEP6_DIR := step6_socketserver
 STEP6_LIB := $(STEP6_DIR)/libsocketserver.a
 # The programs are programs.mk's: it adds them to STEP6_PROGRAMS.

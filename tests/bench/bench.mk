@@ -10,6 +10,12 @@
 # None of this is part of `make test`: a benchmark is not a test. Its packages (gnuplot for
 # the plot, strace for the system calls) are installed here, not in the test dependencies.
 
+## bench: the benchmark: every model against Python and the epoll ceiling, RESULTS.md
+## bench-quick: a shorter benchmark, into results-quick.md
+## bench-syscalls: the system calls per round trip of each model (strace)
+## bench-deps: install what the benchmark needs (gnuplot, strace)
+## bench-clean: remove what the benchmark made
+
 BENCH_DIR := tests/bench
 BENCH_PROGRAMS := $(BENCH_DIR)/epoll_server
 BENCH_PACKAGES := gnuplot-nox strace python3 util-linux

@@ -12,6 +12,10 @@
 # never written to); what it finds on the way goes to tests/fuzz/build/corpus/TARGET, and
 # a crashing input to tests/fuzz/build/crash-* (run the target on that file to replay it).
 
+## fuzz: run each libFuzzer target for FUZZ_SECONDS (default 60)
+## fuzz-deps: install clang and its fuzzer runtime
+## fuzz-clean: remove the fuzzers' build
+
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_DIR := tests/fuzz

@@ -10,6 +10,9 @@
 # Neither touches the normal binaries; see tests/sanitize/run. gcc's runtimes (libasan,
 # libubsan, libtsan) come with Debian's gcc; nothing more is installed.
 
+## asan: every suite against AddressSanitizer + UBSan builds
+## tsan: the threaded programs' suites against ThreadSanitizer builds
+
 .PHONY: asan tsan
 
 asan: deps

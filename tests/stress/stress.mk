@@ -14,6 +14,8 @@
 # (MIN:MAX), STRESS_SEED, STRESS_TIMEOUT (seconds per server), STOP_CYCLES and
 # STOP_VALGRIND_CYCLES may be set on the command line.
 
+## stress: the full stress run and the long stop race
+
 STRESS_CONNECTIONS ?= 1000
 STRESS_MESSAGES ?= 100
 STRESS_SIZES ?= 1:65536

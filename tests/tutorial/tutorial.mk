@@ -16,6 +16,12 @@
 # The conventions (markers, normalisation) are documented at the top of
 # tests/tutorial/check and tests/tutorial/normalise.
 
+## tutorial-check: compare every marked block of TUTORIAL.md with a real run
+## tutorial-update: rewrite TUTORIAL.md's transcripts from real runs
+## diff-N: step N's new idea, as diff -u against the step it grows from (N = 2..6)
+## diff: diff -u between any two steps: make diff A=N B=M
+## trace-stepN: step N's server under strace, with its threads and sockets (N = 1..6)
+
 TRACE_STEPS := trace-step1 trace-step2 trace-step3 trace-step4 trace-step5 trace-step6
 
 .PHONY: tutorial-check tutorial-update diff diff-2 diff-3 diff-4 diff-5 diff-6 $(TRACE_STEPS)
