@@ -49,7 +49,7 @@ DEMOS := $(patsubst tests/demo/%.sh,%,$(sort $(wildcard tests/demo/step[1-6].sh)
 SUITES := $(sort $(wildcard tests/*.bats))
 VALGRIND_SUITES := tests/contract.bats tests/stop.bats \
   tests/step1.bats tests/step2.bats tests/step3.bats tests/step4.bats tests/step5.bats \
-  tests/step_faults_valgrind.bats \
+  tests/faults_sigterm.bats \
   tests/step6_upper.bats tests/step6_callcenter.bats tests/step6_ftpserver.bats \
   tests/step6_threadname.bats tests/step6_defences.bats tests/step6_seeds.bats
 HELGRIND_SUITES := tests/step4.bats tests/step6_ftpserver.bats tests/step6_threadname.bats

@@ -4,7 +4,7 @@
 # clients, and steps 1 and 2 one client at a time. What a step's own suite already
 # proves is not repeated here (step 3's half-close, trickle and flood are in step3.bats,
 # step 5's SIGKILLed child in step5.bats). SIGTERM under load is in
-# step_faults_valgrind.bats, so that the valgrind pass runs it too.
+# faults_sigterm.bats, which the valgrind pass runs too.
 #
 # Not in the valgrind pass: the resets and the saturation measure time and CPU.
 
