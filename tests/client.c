@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -33,7 +34,7 @@ static const char usage_text[] =
     "       %s [OPTIONS] get NAME [-o FILE]     download NAME from it\n"
     "\n"
     "  -H, --host HOST       server address (default 127.0.0.1)\n"
-    "  -p, --port PORT       server port (default 9999)\n"
+    "  -p, --port PORT       server port, 1 to 65535 (default 9999)\n"
     "      --unix PATH       connect to a Unix socket instead of TCP\n"
     "      --udp             use datagrams (with --unix: a Unix datagram socket)\n"
     "      --recv-first      chat: print what the server says on connect first\n"
@@ -273,11 +274,26 @@ static void on_release(int signo) {
   hold_released = 1;
 }
 
-/* Stay connected and silent until the end of input or SIGTERM/SIGINT, then hang up. */
+/*
+ * Stay connected and silent until the end of input or SIGTERM/SIGINT, then hang up.
+ * Checking the flag and then blocking in read() would lose a signal that lands between
+ * the two (the test's release comes right after our "connected from" line), so the
+ * signals stay blocked and only pselect() lets them in, atomically with its wait: one
+ * that came early is pending and ends the wait at once. They are blocked before the
+ * connect too, so a release is always a hang-up (exit 0), never an interrupted connect.
+ */
 static int hold(const struct target *target, const struct chat_options *opts) {
+  sigset_t release_signals, waiting_mask;
+  sigemptyset(&release_signals);
+  sigaddset(&release_signals, SIGTERM);
+  sigaddset(&release_signals, SIGINT);
+  sigprocmask(SIG_BLOCK, &release_signals, &waiting_mask);
+  /* Wait with them open even if they came in blocked: a hold must be releasable. */
+  sigdelset(&waiting_mask, SIGTERM);
+  sigdelset(&waiting_mask, SIGINT);
   struct sigaction action;
   memset(&action, 0, sizeof action);
-  action.sa_handler = on_release; /* no SA_RESTART: read() must return EINTR */
+  action.sa_handler = on_release; /* no SA_RESTART: pselect() must return EINTR */
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, NULL);
   sigaction(SIGINT, &action, NULL);
@@ -286,24 +302,70 @@ static int hold(const struct target *target, const struct chat_options *opts) {
     return EXIT_FAILED;
   print_local_address(fd);
   char discard[256];
-  ssize_t n;
-  do
-    n = read(STDIN_FILENO, discard, sizeof discard);
-  while (n > 0 || (n < 0 && errno == EINTR && !hold_released));
+  while (!hold_released) { /* set only inside pselect(), the one place they get in */
+    fd_set input;
+    FD_ZERO(&input);
+    FD_SET(STDIN_FILENO, &input);
+    int rc = pselect(STDIN_FILENO + 1, &input, NULL, NULL, NULL, &waiting_mask);
+    if (rc < 0 && errno != EINTR) {
+      fprintf(stderr, "hold: pselect: %s\n", strerror(errno));
+      break;
+    }
+    /* Readable: read() does not block; it returns 0 at the end of input. */
+    if (rc > 0 && read(STDIN_FILENO, discard, sizeof discard) <= 0)
+      break;
+  }
   hang_up(fd, opts);
   return EXIT_OK;
+}
+
+/* ---- numbers ------------------------------------------------------------------- */
+
+static const char decimal_digits[] = "0123456789";
+
+int parse_decimal(const char *text, unsigned long long min, unsigned long long max,
+                  unsigned long long *out) {
+  if (text[0] == '\0' || text[strspn(text, decimal_digits)] != '\0')
+    return -1;
+  errno = 0;
+  unsigned long long value = strtoull(text, NULL, 10);
+  if (errno == ERANGE || value < min || value > max)
+    return -1;
+  *out = value;
+  return 0;
+}
+
+int parse_seconds(const char *text, double min, double max, double *out) {
+  size_t whole = strspn(text, decimal_digits), point = text[whole] == '.';
+  size_t fraction = point ? strspn(text + whole + 1, decimal_digits) : 0;
+  if (whole + fraction == 0 || text[whole + point + fraction] != '\0')
+    return -1; /* no digit at all, or something after them */
+  double value = strtod(text, NULL);
+  if (!(value >= min && value <= max))
+    return -1;
+  *out = value;
+  return 0;
 }
 
 /* ---- main ---------------------------------------------------------------------- */
 
 static int parse_timeout_ms(const char *text, const char *program) {
-  char *end;
-  double seconds = strtod(text, &end);
-  if (end == text || *end != '\0' || !(seconds >= 0 && seconds <= 86400)) {
-    fprintf(stderr, "%s: bad timeout: %s\n", program, text);
+  double seconds;
+  if (parse_seconds(text, 0, 86400, &seconds) < 0) {
+    fprintf(stderr, "%s: bad --reply-timeout: '%s' (expected seconds, 0 to 86400)\n", program,
+            text);
     usage(stderr, program, EXIT_USAGE);
   }
   return (int)(seconds * 1000);
+}
+
+/* getaddrinfo() would take "99999" and connect to port 34463 (its low 16 bits). */
+static void check_port(const char *text, const char *program) {
+  unsigned long long port;
+  if (parse_decimal(text, 1, 65535, &port) < 0) {
+    fprintf(stderr, "%s: bad --port: '%s' (expected a whole number, 1 to 65535)\n", program, text);
+    usage(stderr, program, EXIT_USAGE);
+  }
 }
 
 int main(int argc, char **argv) {
@@ -353,6 +415,10 @@ int main(int argc, char **argv) {
       usage(stderr, argv[0], EXIT_USAGE);
     }
   }
+  /* With --unix the port is not used, and the suites pass one anyway (their SERVER_PORT
+   * is then the socket's path): only a port that will be used is checked. */
+  if (target.unix_path == NULL)
+    check_port(target.port, argv[0]);
   setvbuf(stdout, NULL, _IOLBF, 0);
   signal(SIGPIPE, SIG_IGN);
   const char *mode = optind < argc ? argv[optind] : "chat";

@@ -34,6 +34,16 @@ const char *target_name(const struct target *target);
  * (EPIPE, no SIGPIPE), else 0. */
 int send_all(int fd, const void *buf, size_t len);
 
+/* TEXT as a whole decimal number from MIN to MAX: digits only, so no sign, no space,
+ * no hex (strtoull alone takes " 80", "+80" and "-1", the last as a huge number).
+ * Returns 0 with the value in *OUT, or -1. */
+int parse_decimal(const char *text, unsigned long long min, unsigned long long max,
+                  unsigned long long *out);
+
+/* TEXT as decimal seconds (digits, with at most one point: "2", "0.5", ".5") from MIN to
+ * MAX; strtod alone takes " 1", "0x1", "1e3" and "inf" too. 0 with *OUT, or -1. */
+int parse_seconds(const char *text, double min, double max, double *out);
+
 /* Exit statuses shared by every mode. */
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 

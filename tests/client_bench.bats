@@ -71,6 +71,22 @@ bench_fails() {
   done
 }
 
+@test "bench numbers are decimal and whole: a sign, a space, hex or an exponent is usage" {
+  # strtoull took ' 5', '+5' and ' -5' (as a huge number: --seed accepted it), strtod ' 1',
+  # '0x1' and '1e1'. Each pair is an option and a value it must refuse.
+  local pairs=(-c ' 5' -c +5 -c '' -n 0x10 -n '5 ' -s 1e3 --seed ' -5' --seed -1
+    --seed 18446744073709551616 --loss-ms ' 5' --loss-ms +5 --timeout ' 1' --timeout 0x1
+    --timeout 1e1 --timeout inf --random-size ' 1:5' --random-size 1:+5)
+  local pair
+  for ((pair = 0; pair < ${#pairs[@]}; pair += 2)); do
+    run --separate-stderr "$CLIENT" bench "${pairs[pair]}" "${pairs[pair + 1]}"
+    [ "$status" -eq 2 ] || fail "bench ${pairs[pair]} '${pairs[pair + 1]}': exit $status; $stderr"
+    [[ $stderr == "bench: bad ${pairs[pair]}"*"'"*"usage: "* ]] ||
+      fail "bench ${pairs[pair]} '${pairs[pair + 1]}': stderr: $stderr"
+    [ -z "$output" ] || fail "bench ${pairs[pair]} '${pairs[pair + 1]}': wrote to stdout: $output"
+  done
+}
+
 @test "bench -c 1 -n 1000 -s 64 against step 2: every round trip counted and checked" {
   start_server "$STEP2"
   bench_ok -c 1 -n 1000 -s 64

@@ -430,17 +430,14 @@ static int usage(FILE *out, int status) {
   return status;
 }
 
-/* A whole number in [min, max], or -1 with a message naming the option. */
+/* A whole decimal number in [min, max], or -1 with a message naming the option. */
 static int parse_number(const char *text, const char *option, unsigned long long min,
                         unsigned long long max, unsigned long long *out) {
-  char *end;
-  errno = 0;
-  unsigned long long value = strtoull(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || value < min || value > max) {
-    fprintf(stderr, "bench: bad %s: %s (expected %llu to %llu)\n", option, text, min, max);
+  if (parse_decimal(text, min, max, out) < 0) {
+    fprintf(stderr, "bench: bad %s: '%s' (expected a whole number, %llu to %llu)\n", option, text,
+            min, max);
     return -1;
   }
-  *out = value;
   return 0;
 }
 
@@ -448,7 +445,7 @@ static int parse_range(struct bench *b, char *text) {
   char *colon = strchr(text, ':');
   unsigned long long min, max;
   if (colon == NULL) {
-    fprintf(stderr, "bench: bad --random-size: %s (expected MIN:MAX)\n", text);
+    fprintf(stderr, "bench: bad --random-size: '%s' (expected MIN:MAX)\n", text);
     return -1;
   }
   *colon = '\0'; /* argv is ours to write; put it back for anyone reading it later */
@@ -476,7 +473,7 @@ static int parse_options(struct bench *b, int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
-  unsigned long long value;
+  unsigned long long value = 0; /* read after a failed parse too, though then unused */
   int c;
   optind = 0; /* client.c has run getopt over its own options: start afresh (glibc) */
   while ((c = getopt_long(argc, argv, "c:n:s:h", long_options, NULL)) != -1) {
@@ -504,25 +501,16 @@ static int parse_options(struct bench *b, int argc, char **argv) {
     case OPT_CHURN:
       b->churn = 1;
       break;
-    case OPT_TIMEOUT: {
-      char *end;
-      b->timeout_s = strtod(optarg, &end);
-      if (end == optarg || *end != '\0' || !(b->timeout_s > 0 && b->timeout_s <= 1e6)) {
-        fprintf(stderr, "bench: bad --timeout: %s (expected seconds, above 0)\n", optarg);
+    case OPT_TIMEOUT:
+      if (parse_seconds(optarg, 0, 1e6, &b->timeout_s) < 0 || !(b->timeout_s > 0)) {
+        fprintf(stderr, "bench: bad --timeout: '%s' (expected seconds, above 0)\n", optarg);
         bad = -1;
       }
       break;
-    }
-    case OPT_LOSS_MS: {
-      char *end;
-      unsigned long ms = strtoul(optarg, &end, 10);
-      if (end == optarg || *end != '\0' || ms < 1 || ms > 3600000) {
-        fprintf(stderr, "bench: bad --loss-ms: %s (expected 1 to 3600000)\n", optarg);
-        bad = -1;
-      }
-      b->loss_ms = (unsigned)ms;
+    case OPT_LOSS_MS:
+      bad = parse_number(optarg, "--loss-ms", 1, 3600000, &value);
+      b->loss_ms = (unsigned)value;
       break;
-    }
     case 'h':
       return usage(stdout, EXIT_OK);
     default: /* getopt_long has already named the bad option */
