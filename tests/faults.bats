@@ -17,19 +17,6 @@ STEP4=$LAB/step4_threading/server
 STEP5=$LAB/step5_forking/server
 UPPER=$LAB/step6_socketserver/upper
 
-
-
-# The server's resources, for "back where it started".
-# Under ThreadSanitizer (SANITIZER=thread) the thread count is left out: TSan starts a
-# thread of its own with the program's first, which stays.
-state() {
-  local threads
-  threads=" threads=$(server_threads)"
-  [ "${SANITIZER:-}" != thread ] || threads=
-  echo "fds=$(server_fds)$threads children=$(server_children)"
-}
-state_is() { [ "$(state)" = "$1" ]; }
-
 # round_trip TEXT - a new client's message is answered within a second.
 round_trip() {
   run timeout $((5 * DEADLINE_SCALE)) "$CLIENT" --port "$SERVER_PORT" \

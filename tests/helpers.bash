@@ -239,6 +239,16 @@ server_fds() { ls "/proc/$SERVER_PID/fd" | wc -l; }
 server_children() { ps -o pid= --ppid "$SERVER_PID" | wc -l; }
 server_zombies() { ps -o stat= --ppid "$SERVER_PID" | grep -c '^Z' || true; }
 threads_are() { [ "$(server_threads)" = "$1" ]; }
+# state - the server's resources in one line, for "back where it started". Under
+# ThreadSanitizer (SANITIZER=thread) the thread count is left out: TSan starts a thread
+# of its own with the program's first, which stays.
+state() {
+  local threads
+  threads=" threads=$(server_threads)"
+  [ "${SANITIZER:-}" != thread ] || threads=
+  echo "fds=$(server_fds)$threads children=$(server_children)"
+}
+state_is() { [ "$(state)" = "$1" ]; }
 fds_are() { [ "$(server_fds)" = "$1" ]; }
 children_are() { [ "$(server_children)" = "$1" ]; }
 

@@ -46,15 +46,6 @@ start_quiet() {
   SERVER_HOST=${SERVER_ADDR%:*}
 }
 
-# Under ThreadSanitizer (SANITIZER=thread) the thread count is left out: TSan starts a
-# thread of its own with the program's first, which stays.
-state() {
-  local threads
-  threads=" threads=$(server_threads)"
-  [ "${SANITIZER:-}" != thread ] || threads=
-  echo "fds=$(server_fds)$threads children=$(server_children)"
-}
-state_is() { [ "$(state)" = "$1" ]; }
 
 # stress NAME CONNECTIONS BIN ARGS... - the load, the check of every byte, the figures,
 # and the return to the state the server had before the load.
