@@ -51,7 +51,8 @@ VALGRIND_SUITES := tests/contract.bats tests/stop.bats \
   tests/step1.bats tests/step2.bats tests/step3.bats tests/step4.bats tests/step5.bats \
   tests/faults_sigterm.bats \
   tests/step6_upper.bats tests/step6_callcenter.bats tests/step6_ftpserver.bats \
-  tests/step6_threadname.bats tests/step6_defences.bats tests/step6_seeds.bats
+  tests/step6_threadname.bats tests/step6_defences.bats tests/step6_seeds.bats \
+  tests/step6_stop.bats
 HELGRIND_SUITES := tests/step4.bats tests/step6_ftpserver.bats tests/step6_threadname.bats
 
 CHECK_STEPS := $(addprefix check-,$(DEMOS))

@@ -312,9 +312,10 @@ int program_serve(struct program *p) {
   char address[SERVER_NAME_SIZE + 8];
   if (p->unix_path != NULL)
     snprintf(address, sizeof address, "%s", p->unix_path);
-  else /* an IPv6 address goes in brackets, so its colons are not the port's */
-    snprintf(address, sizeof address, strchr(p->host, ':') ? "[%s]:%s" : "%s:%s", p->host,
-             p->port);
+  else /* an IPv6 address goes in brackets (unless given in them), so its colons are not
+          the port's */
+    snprintf(address, sizeof address,
+             strchr(p->host, ':') && p->host[0] != '[' ? "[%s]:%s" : "%s:%s", p->host, p->port);
   const struct handler_class handler = {
       .setup = session_setup,
       .handle = p->handle,
@@ -330,7 +331,13 @@ int program_serve(struct program *p) {
     s->ops.verify_request = program_verify_request;
   }
   if (s == NULL || server_bind_and_activate(s) < 0) {
-    fprintf(stderr, "cannot bind %s: %s\n", address, strerror(errno));
+    /* A failed name lookup in its own words, which errno cannot carry; else the whole
+       path (ADDRESS may have cut a long one short) and why. */
+    if (server_address_error()[0] != '\0')
+      fprintf(stderr, "%s\n", server_address_error());
+    else
+      fprintf(stderr, "cannot bind %s: %s\n", p->unix_path ? p->unix_path : address,
+              strerror(errno));
     server_free(s);
     return 1;
   }

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -20,12 +21,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 enum { ACCEPT_BACKOFF_MS = 100 }; /* how long to leave the listener alone after EMFILE */
+enum { CHILD_POLL_MS = 10 };     /* forking: how often a wait for children looks again */
+enum { CHILD_CONT_MS = 1000 };   /* forking: after SIGCONT, how long before SIGKILL */
 
 struct worker {
   struct worker *next;
@@ -45,6 +49,15 @@ static _Thread_local struct worker *current_worker; /* threading: this thread's 
 /* The one server the SIGINT/SIGTERM handlers stop: a signal handler has no argument. */
 static struct server *_Atomic signal_target;
 static struct sigaction saved_actions[2]; /* SIGINT's and SIGTERM's before we took them */
+static pid_t signals_taken_by;            /* the process that installed our handlers */
+static atomic_int live_servers;           /* the handlers go when the last server does */
+static atomic_int stop_pending;           /* a stop signal came with no server to stop */
+static atomic_int stop_signalled;         /* a stop signal came: keep the handlers to the end */
+/* A forked child: its connection, which a stop signal shuts down, ending its session. */
+static atomic_int child_connection = -1;
+static atomic_int child_stop;
+
+static _Thread_local char address_error[SERVER_ERROR_SIZE]; /* see server_address_error */
 
 /* ---- Small helpers ------------------------------------------------------------------ */
 
@@ -54,8 +67,25 @@ static double now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Seconds to poll()'s milliseconds; negative means "wait for ever". */
-static int to_ms(double seconds) { return seconds < 0 ? -1 : (int)(seconds * 1000 + 0.999); }
+/* Seconds to poll()'s milliseconds, rounded up: a positive time never becomes 0, which
+ * would be "do not wait". Negative means "wait for ever" (SERVER_NO_TIMEOUT): callers
+ * with a deadline use ms_until() instead. */
+static int to_ms(double seconds) {
+  if (seconds < 0)
+    return -1;
+  double ms = seconds * 1000;
+  if (ms >= INT_MAX)
+    return INT_MAX;
+  int whole = (int)ms;
+  return whole < ms ? whole + 1 : whole;
+}
+
+/* The milliseconds left until DEADLINE: 0 once it has passed, for time up is time up,
+ * never "for ever". */
+static int ms_until(double deadline) {
+  double left = deadline - now();
+  return left > 0 ? to_ms(left) : 0;
+}
 
 /* Descriptors we own are not inherited by programs the server runs (PEP 446). */
 static void set_flag(int fd, int flag) {
@@ -111,8 +141,13 @@ static bool is_unix(const struct server *s) { return s->address_family == AF_UNI
 
 /* Fill s->server_address from "HOST:PORT", "[V6]:PORT" or a path. */
 static int resolve_address(struct server *s, const char *address) {
+  address_error[0] = '\0';
   if (is_unix(s)) {
     struct sockaddr_un *un = (struct sockaddr_un *)&s->server_address;
+    if (address[0] == '\0') { /* Linux would bind an abstract name no client can name */
+      errno = EINVAL;
+      return -1;
+    }
     if (strlen(address) >= sizeof un->sun_path) {
       errno = ENAMETOOLONG;
       return -1;
@@ -130,11 +165,27 @@ static int resolve_address(struct server *s, const char *address) {
   }
   size_t skip = colon - address >= 2 && address[0] == '[' && colon[-1] == ']';
   snprintf(host, sizeof host, "%.*s", (int)(colon - address - 2 * skip), address + skip);
+  size_t len = strlen(host);
+  if (len >= 2 && host[0] == '[' && host[len - 1] == ']') { /* a host given as "[::1]" */
+    memmove(host, host + 1, len - 2);
+    host[len - 2] = '\0';
+  }
+  /* "" would be getaddrinfo's NULL, every interface: an unset $HOST must not expose the
+     server. Other brackets are no host's. */
+  if (host[0] == '\0' || strpbrk(host, "[]") != NULL) {
+    snprintf(address_error, sizeof address_error, "%s",
+             host[0] == '\0' ? "empty host" : "brackets inside the host");
+    errno = EINVAL;
+    return -1;
+  }
   struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = s->socket_type};
   struct addrinfo *found;
-  int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &found);
+  int rc = getaddrinfo(host, colon + 1, &hints, &found);
   if (rc != 0) {
-    errno = rc == EAI_SYSTEM ? errno : rc == EAI_NONAME ? EADDRNOTAVAIL : EINVAL;
+    int err = errno;
+    snprintf(address_error, sizeof address_error, "cannot resolve %s: %s", host,
+             rc == EAI_SYSTEM ? strerror(err) : gai_strerror(rc));
+    errno = rc == EAI_SYSTEM ? err : rc == EAI_NONAME ? EADDRNOTAVAIL : EINVAL;
     return -1;
   }
   struct addrinfo *use = found; /* IPv4 first, as Python's AF_INET; IPv6 when only that */
@@ -147,6 +198,8 @@ static int resolve_address(struct server *s, const char *address) {
   freeaddrinfo(found);
   return 0;
 }
+
+const char *server_address_error(void) { return address_error; }
 
 static void set_error(struct request *req, const char *what, int err) {
   snprintf(req->error, sizeof req->error, "%s: %s", what, strerror(err));
@@ -162,7 +215,7 @@ static int wait_io(int fd, short events, int stop_fd, int timeout_ms) {
   double deadline = now() + timeout_ms / 1000.0;
   for (;;) {
     struct pollfd fds[2] = {{.fd = fd, .events = events}, {.fd = stop_fd, .events = POLLIN}};
-    int n = poll(fds, stop_fd < 0 ? 1 : 2, timeout_ms < 0 ? -1 : to_ms(deadline - now()));
+    int n = poll(fds, stop_fd < 0 ? 1 : 2, timeout_ms < 0 ? -1 : ms_until(deadline));
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
@@ -497,6 +550,7 @@ int server_serve_forever(struct server *s, double poll_interval) {
   s->serving_thread = pthread_self();
   s->serving_pid = getpid();
   pthread_mutex_unlock(&s->lock);
+  atomic_store(&s->owner_pid, getpid());
   int status = 0;
   while (!atomic_load(&s->shutdown_request)) {
     struct pollfd fds[2];
@@ -554,34 +608,105 @@ void server_shutdown(struct server *s) {
   pthread_mutex_unlock(&s->lock);
 }
 
+/*
+ * SIGINT, SIGTERM. In the serving process: stop the target server, or, before there is
+ * one, keep the stop for it. In a forked child (the parent's handler is inherited): end
+ * the child's own session by shutting its connection down, never the parent's wake pipe,
+ * which would stop the whole server for one stuck session.
+ */
 static void on_stop_signal(int signo) {
   (void)signo;
+  int saved_errno = errno;
   struct server *s = atomic_load(&signal_target);
-  if (s != NULL)
-    server_shutdown_from_signal(s);
+  if (s != NULL && getpid() != atomic_load(&s->owner_pid)) {
+    atomic_store(&child_stop, 1);
+    int fd = atomic_load(&child_connection);
+    if (fd >= 0)
+      shutdown(fd, SHUT_RDWR); /* async-signal-safe; the handler reads end of stream */
+  } else {
+    atomic_store(&stop_signalled, 1);
+    if (s != NULL) {
+      server_shutdown_from_signal(s);
+    } else {
+      /* Set first, then look again: server_shutdown_on_signals sets the target, then
+         takes the pending stop, so one of us two hands it over. */
+      atomic_store(&stop_pending, 1);
+      s = atomic_load(&signal_target);
+      if (s != NULL && atomic_exchange(&stop_pending, 0))
+        server_shutdown_from_signal(s);
+    }
+  }
+  errno = saved_errno;
 }
 
-/* No SA_RESTART: poll() returns EINTR either way; the self-pipe does the waking. */
-int server_shutdown_on_signals(struct server *s) {
+/*
+ * server_new: the process's signals are the framework's from its first server on.
+ * SIGPIPE is ignored for good, as Python does at start: a log line into a closed stdout
+ * or a reply to a gone client is then EPIPE, an error to handle, not the death of the
+ * service (and of a Unix socket's clean-up). SIGINT and SIGTERM are caught before bind,
+ * so a stop that comes while binding is kept, not fatal. No SA_RESTART: poll() returns
+ * EINTR either way; the self-pipe does the waking.
+ */
+static int take_signals(void) {
+  atomic_fetch_add(&live_servers, 1);
+  if (signals_taken_by == getpid())
+    return 0;
   struct sigaction action = {.sa_handler = on_stop_signal};
   sigemptyset(&action.sa_mask);
-  if (atomic_exchange(&signal_target, s) == NULL &&
-      (sigaction(SIGINT, &action, &saved_actions[0]) < 0 ||
-       sigaction(SIGTERM, &action, &saved_actions[1]) < 0))
+  if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || sigaction(SIGINT, &action, &saved_actions[0]) < 0 ||
+      sigaction(SIGTERM, &action, &saved_actions[1]) < 0)
     return -1;
+  signals_taken_by = getpid();
   return 0;
 }
 
-/* server_free: the signals do again what they did before. */
-static void restore_signals(struct server *s) {
+int server_shutdown_on_signals(struct server *s) {
+  if (signals_taken_by != getpid() && take_signals() < 0)
+    return -1;
+  atomic_store(&signal_target, s);
+  if (atomic_exchange(&stop_pending, 0))
+    server_shutdown_from_signal(s); /* it came before the target was named */
+  return 0;
+}
+
+/*
+ * The end of server_free: the signals do again what they did before, once the last
+ * server has gone, unless a stop signal has come: the process is then on its way out,
+ * and a second SIGTERM during the clean-up or the exit must not kill it with the
+ * default action.
+ */
+static void release_signals(struct server *s) {
   struct server *expected = s;
-  if (atomic_compare_exchange_strong(&signal_target, &expected, NULL)) {
-    sigaction(SIGINT, &saved_actions[0], NULL);
-    sigaction(SIGTERM, &saved_actions[1], NULL);
-  }
+  atomic_compare_exchange_strong(&signal_target, &expected, NULL);
+  if (atomic_fetch_sub(&live_servers, 1) != 1 || signals_taken_by != getpid() ||
+      atomic_load(&stop_signalled))
+    return;
+  sigaction(SIGINT, &saved_actions[0], NULL);
+  sigaction(SIGTERM, &saved_actions[1], NULL);
+  signals_taken_by = 0;
 }
 
 /* ---- TCPServer, UnixStreamServer ---------------------------------------------------- */
+
+/*
+ * A Unix path in use: is it a socket a dead server left behind? Nobody listening there
+ * (ECONNREFUSED) says so; a live server answers, or is busy (EAGAIN: its backlog is full).
+ * The probe does not block, and only a socket file is ever taken for stale.
+ */
+static bool unix_path_is_stale(struct server *s) {
+  const char *path = ((struct sockaddr_un *)&s->server_address)->sun_path;
+  struct stat st;
+  if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+    return false;
+  int probe = socket(AF_UNIX, s->socket_type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (probe < 0)
+    return false;
+  int rc = connect(probe, (struct sockaddr *)&s->server_address, s->server_address_len);
+  bool stale = rc < 0 && errno == ECONNREFUSED;
+  close(probe);
+  errno = EADDRINUSE; /* what the caller reports if it is not */
+  return stale;
+}
 
 int tcp_server_server_bind(struct server *s) {
   int on = 1;
@@ -592,9 +717,19 @@ int tcp_server_server_bind(struct server *s) {
   if (s->allow_reuse_port && !is_unix(s))
     setsockopt(s->socket, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
 #endif
-  if (bind(s->socket, (struct sockaddr *)&s->server_address, s->server_address_len) < 0)
+  int rc = bind(s->socket, (struct sockaddr *)&s->server_address, s->server_address_len);
+  if (rc < 0 && errno == EADDRINUSE && is_unix(s) && unix_path_is_stale(s)) {
+    unlink(((struct sockaddr_un *)&s->server_address)->sun_path);
+    rc = bind(s->socket, (struct sockaddr *)&s->server_address, s->server_address_len);
+  }
+  if (rc < 0)
     return -1;
-  s->unix_path_bound = is_unix(s);
+  struct stat st;
+  if (is_unix(s) && lstat(((struct sockaddr_un *)&s->server_address)->sun_path, &st) == 0) {
+    s->unix_path_bound = true;
+    s->unix_path_dev = st.st_dev;
+    s->unix_path_ino = st.st_ino;
+  }
   s->server_address_len = sizeof s->server_address;
   if (getsockname(s->socket, (struct sockaddr *)&s->server_address, &s->server_address_len) < 0)
     return -1;
@@ -646,11 +781,15 @@ void tcp_server_close_request(struct server *s, struct request *req) {
   base_server_close_request(s, req);
 }
 
-/* Better than Python: the path this server bound is removed, so a restart can bind it. */
+/* Better than Python: the path this server bound is removed, so a restart can bind it;
+ * only if it is still the file our bind made, not a newer server's after an `rm -f`. */
 void tcp_server_server_close(struct server *s) {
   close_fd(&s->socket);
-  if (s->unix_path_bound && !s->in_child)
-    unlink(((struct sockaddr_un *)&s->server_address)->sun_path);
+  const char *path = ((struct sockaddr_un *)&s->server_address)->sun_path;
+  struct stat st;
+  if (s->unix_path_bound && !s->in_child && lstat(path, &st) == 0 &&
+      st.st_dev == s->unix_path_dev && st.st_ino == s->unix_path_ino)
+    unlink(path);
   s->unix_path_bound = false;
 }
 
@@ -666,8 +805,10 @@ struct request *udp_server_get_request(struct server *s) {
   struct msghdr msg = {
       .msg_name = &addr, .msg_namelen = sizeof addr, .msg_iov = &iov, .msg_iovlen = 1};
   ssize_t n;
+  /* MSG_DONTWAIT: poll() said readable, but a datagram can still be gone (a bad UDP
+     checksum is dropped only here), and a blocking wait would be deaf to a stop. */
   do
-    n = recvmsg(s->socket, &msg, 0);
+    n = recvmsg(s->socket, &msg, MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
   if (n < 0)
     return NULL;
@@ -821,16 +962,23 @@ static void forget_child(struct server *s, size_t i) {
  * for our own pids only, so the program's children keep their exit status.
  */
 void forking_mixin_collect_children(struct server *s, bool blocking) {
-  while (s->child_count > 0 && s->child_count >= s->max_children) {
-    pid_t pid = waitpid(-1, NULL, 0);
+  /* Not a blocking waitpid(): a stop that came just before it would wait for a child to
+     end. We look, and between looks wait on the self-pipe, which a stop fills. */
+  while (s->child_count > 0 && s->child_count >= s->max_children &&
+         !atomic_load(&s->shutdown_request)) {
+    pid_t pid = waitpid(-1, NULL, WNOHANG);
     if (pid > 0) {
       for (size_t i = 0; i < s->child_count; i++)
         if (s->active_children[i] == pid)
           forget_child(s, i);
-    } else if (errno == ECHILD) {
+    } else if (pid < 0 && errno == ECHILD) {
       s->child_count = 0;
-    } else if (errno != EINTR || atomic_load(&s->shutdown_request)) {
-      break; /* a stop request interrupts the wait */
+    } else if (pid == 0 || errno == EINTR) {
+      struct pollfd wake = {.fd = s->wake_pipe[0], .events = POLLIN};
+      if (poll(&wake, 1, CHILD_POLL_MS) > 0)
+        break; /* a stop request: serve_forever sees it */
+    } else {
+      break;
     }
   }
   for (size_t i = s->child_count; i-- > 0;) {
@@ -852,6 +1000,13 @@ static void serve_in_child(struct server *s, struct request *req) {
   close_fd(&s->children_pipe[1]); /* else the parent's close could never end our reads */
   if (is_stream(s))
     close_fd(&s->socket); /* datagram children reply through the server socket */
+  /* A stop signal to this child ends this session only (see on_stop_signal); one that
+     came before the connection was known ends it here. */
+  if (is_stream(s)) {
+    atomic_store(&child_connection, req->fd);
+    if (atomic_load(&child_stop))
+      shutdown(req->fd, SHUT_RDWR);
+  }
   snprintf(thread_name, sizeof thread_name, "Process-%ld", (long)getpid());
   int status = 1;
   int result = s->ops.finish_request(s, req);
@@ -895,12 +1050,53 @@ int forking_mixin_process_request(struct server *s, struct request *req) {
   return HANDLER_OK;
 }
 
-/* Closing the children's pipe ends their reads (end of stream), so waiting is short. */
+/* Reap children until none is left (true), or none has ended for MS milliseconds: a
+ * slow but steady end (hundreds of children, or children under valgrind) is no hang. */
+static bool children_end_within(struct server *s, int ms) {
+  double deadline = now() + ms / 1000.0;
+  size_t left = s->child_count;
+  for (;;) {
+    forking_mixin_collect_children(s, false);
+    if (s->child_count == 0)
+      return true;
+    if (s->child_count < left) {
+      left = s->child_count;
+      deadline = now() + ms / 1000.0;
+    }
+    if (now() >= deadline)
+      return false;
+    poll(NULL, 0, CHILD_POLL_MS); /* a pause between looks; EINTR only shortens it */
+  }
+}
+
+static void signal_children(struct server *s, int signo) {
+  for (size_t i = 0; i < s->child_count; i++)
+    kill(s->active_children[i], signo);
+}
+
+/*
+ * Closing the children's pipe ends their reads (end of stream), so waiting is short;
+ * but a child that is stopped (SIGSTOP) or stuck outside the framework's reads would
+ * make it for ever. After the grace period: SIGCONT, so a stopped child sees its pipe
+ * closed and ends; then SIGKILL for what is left. Either way it is said on stderr.
+ */
 void forking_mixin_server_close(struct server *s) {
   tcp_server_server_close(s);
-  if (s->block_on_close)
-    close_fd(&s->children_pipe[1]);
-  forking_mixin_collect_children(s, s->block_on_close);
+  if (!s->block_on_close) {
+    forking_mixin_collect_children(s, false);
+    return;
+  }
+  close_fd(&s->children_pipe[1]);
+  if (children_end_within(s, CHILD_GRACE_MS))
+    return;
+  fprintf(stderr, "stopping: %zu children still running after %d ms: SIGCONT\n",
+          s->child_count, CHILD_GRACE_MS);
+  signal_children(s, SIGCONT);
+  if (children_end_within(s, CHILD_CONT_MS))
+    return;
+  fprintf(stderr, "stopping: %zu children still running: SIGKILL\n", s->child_count);
+  signal_children(s, SIGKILL);
+  forking_mixin_collect_children(s, true); /* SIGKILL cannot be caught: this is short */
 }
 
 size_t server_active_children(struct server *s) { return s->child_count; }
@@ -942,6 +1138,7 @@ struct server *server_new_unbound(enum server_kind kind, enum server_mode mode, 
     return NULL;
   s->handler = handler;
   s->user = user;
+  atomic_store(&s->owner_pid, getpid());
   s->kind = kind;
   s->mode = mode;
   s->socket_type = kind == SERVER_TCP || kind == SERVER_UNIX_STREAM ? SOCK_STREAM : SOCK_DGRAM;
@@ -955,7 +1152,7 @@ struct server *server_new_unbound(enum server_kind kind, enum server_mode mode, 
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->changed, NULL);
   set_class_ops(s);
-  if (resolve_address(s, address) < 0 || open_pipe(s->wake_pipe) < 0 ||
+  if (take_signals() < 0 || resolve_address(s, address) < 0 || open_pipe(s->wake_pipe) < 0 ||
       (mode == SERVER_FORKING && open_pipe(s->children_pipe) < 0) ||
       (!is_stream(s) && (s->packet_buffer = malloc(s->max_packet_size)) == NULL) ||
       (s->socket = socket(s->address_family, s->socket_type, 0)) < 0) {
@@ -1003,10 +1200,10 @@ int server_fileno(struct server *s) { return s->ops.fileno(s); }
 void server_free(struct server *s) {
   if (s == NULL)
     return;
-  restore_signals(s);
   s->ops.server_close(s);
   cut_connections(s); /* threads server_close did not wait for: memory goes away now */
   join_workers(s, true);
+  release_signals(s); /* last: a stop signal during the clean-up is not the default's */
   close_pipes(s);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->changed);

@@ -78,6 +78,7 @@ enum { HANDLER_OK = 0, HANDLER_ERROR = -1, HANDLER_FATAL = -2 };
 enum { SERVER_NAME_SIZE = 112 };   /* "IP:PORT", or a Unix path (sun_path is 108) */
 enum { SERVER_ERROR_SIZE = 160 };  /* one line saying why a request failed */
 enum { RFILE_BUFFER_SIZE = 8192 }; /* Python's io.DEFAULT_BUFFER_SIZE */
+enum { CHILD_GRACE_MS = 2000 };    /* forking: how long a stop waits for a child to end */
 
 struct server;
 
@@ -201,7 +202,10 @@ struct server {
   int wake_pipe[2];            /* self-pipe: a byte here wakes serve_forever at once */
   int children_pipe[2];        /* forking: closing [1] ends the children's reads */
   bool in_child;               /* forking: this process is a child serving one request */
-  bool unix_path_bound;        /* server_close removes the path it bound */
+  bool unix_path_bound;        /* server_close removes the path it bound ... */
+  dev_t unix_path_dev;         /* ... if it is still the file bind made (a newer server */
+  ino_t unix_path_ino;         /*     may have bound the same path after an `rm -f`) */
+  _Atomic pid_t owner_pid;     /* the process serving; its forked children differ */
   double accepts_paused_until; /* EMFILE: leave the listener alone until then */
   char *packet_buffer;         /* datagrams: max_packet_size bytes for recvmsg */
   pthread_mutex_t lock;        /* guards the fields below */
@@ -221,7 +225,16 @@ struct server {
  * Create a server of a kind and mode on ADDRESS ("HOST:PORT", "[IPv6]:PORT", or a Unix
  * path), bind and activate it: Python's `ThreadingTCPServer(address, Handler)`. Returns
  * NULL with errno set if anything fails, having released everything (bpo-22435).
- * An unknown host gives EADDRNOTAVAIL.
+ * An empty host or path is refused (EINVAL): it would mean "every interface" or an
+ * unreachable abstract name. A host that cannot be resolved gives EADDRNOTAVAIL, and
+ * server_address_error() says why. A Unix path left by a server that died is taken over;
+ * one a live server listens on is EADDRINUSE.
+ *
+ * The first server of a process takes over its signals: SIGPIPE is ignored (as Python
+ * does at start: a closed stdout or a gone client is an error to handle, not death), and
+ * SIGINT and SIGTERM are caught from here on, so one that comes while the server is
+ * still binding is kept for server_shutdown_on_signals rather than killing the process
+ * with its socket file left behind.
  */
 struct server *server_new(enum server_kind kind, enum server_mode mode, const char *address,
                           const struct handler_class *handler, void *user);
@@ -257,9 +270,11 @@ void server_shutdown(struct server *s);
 /* The part of server_shutdown a signal handler may do: async-signal-safe, never waits. */
 void server_shutdown_from_signal(struct server *s);
 
-/* Install SIGINT and SIGTERM handlers (without SA_RESTART) that call
- * server_shutdown_from_signal(s). One server per process; server_free restores the
- * previous handlers. */
+/* Make SIGINT and SIGTERM (caught without SA_RESTART since server_new) call
+ * server_shutdown_from_signal(s); one that came before is handed to s now. One server per
+ * process. In a forked child a stop signal ends only the child's own session. server_free
+ * restores the previous handlers at its very end, unless a stop signal has come: then
+ * they stay, so a second SIGTERM during the clean-up or the exit is harmless. */
 int server_shutdown_on_signals(struct server *s);
 
 /* Python's server_close(): ops.server_close. Afterwards server_fileno returns -1. */
@@ -268,6 +283,10 @@ void server_close(struct server *s);
 /* The end of Python's `with` block, then free: server_close, and anything still running
  * (threads of daemon_threads or block_on_close=false) is cut off and joined. */
 void server_free(struct server *s);
+
+/* Why the last server_new in this thread could not resolve its host ("" if it could):
+ * the name lookup's own message, which errno cannot carry. */
+const char *server_address_error(void);
 
 int server_fileno(struct server *s);             /* ops.fileno */
 size_t server_active_children(struct server *s); /* forking: live children */
@@ -344,6 +363,9 @@ int forking_mixin_process_request(struct server *s, struct request *req);
 void forking_mixin_collect_children(struct server *s, bool blocking);
 void forking_mixin_handle_timeout(struct server *s);  /* collect_children */
 void forking_mixin_service_actions(struct server *s); /* collect_children */
+/* Closes the children's pipe and waits for them (block_on_close) until CHILD_GRACE_MS
+ * pass with none ending; then those left get SIGCONT, and SIGKILL if they still do not
+ * end, each with a line on stderr: a stopped or stuck child cannot hang the stop. */
 void forking_mixin_server_close(struct server *s);
 
 #endif

@@ -910,6 +910,128 @@ static void test_rfile_read1_large_and_small(void) {
   free(in);
 }
 
+/* ---- Stopping early, time that is up, addresses refused (tests/step6_stop.bats too) ---- */
+
+/* PID's exit status, if it ends within SECONDS; else it is killed and -1. */
+static int child_status_within(pid_t pid, double seconds) {
+  double deadline = now() + seconds;
+  int status;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    poll(NULL, 0, 10);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * A SIGTERM while the server is still binding (before server_shutdown_on_signals) is
+ * neither fatal nor lost: serve_forever returns at once and the path is removed. In a
+ * child process, whose SIGTERM the test may leave to the framework.
+ */
+static void test_sigterm_before_serving(void) {
+  const char *path = kind_address(SERVER_UNIX_STREAM);
+  pid_t pid = fork();
+  if (pid == 0) {
+    struct server *s = server_new_unbound(SERVER_UNIX_STREAM, SERVER_SYNC, path, &echo_handler,
+                                          NULL);
+    raise(SIGTERM);
+    int bound = s != NULL ? server_bind_and_activate(s) : -1;
+    int caught = bound == 0 ? server_shutdown_on_signals(s) : -1;
+    int status = caught == 0 ? server_serve_forever(s, 10) : -1; /* 10 s: not the poll tick */
+    server_free(s);
+    _exit(status == 0 && access(path, F_OK) != 0 ? 0 : 3);
+  }
+  CHECK(child_status_within(pid, DEADLINE_S) == 0);
+}
+
+static int started_echo_handle(struct handler *h) {
+  note_started(h);
+  return echo_handle(h);
+}
+
+/* A timeout shorter than a millisecond is still a timeout: it must not round to "none". */
+static const struct handler_class hasty_handler = {.handle = echo_handle, .timeout = 1e-7};
+
+static void test_tiny_timeout_is_a_timeout(void) {
+  pid_t pid = fork();
+  if (pid == 0) { /* a hang is seen as a child that does not end */
+    struct record r;
+    struct server *s = make_server(SERVER_TCP, SERVER_SYNC, &hasty_handler, &r);
+    if (s == NULL)
+      _exit(3);
+    s->ops.handle_error = counting_handle_error;
+    int fd = handled_client(s); /* silent */
+    close(fd);
+    bool timed_out = r.errors == 1 && strstr(r.error, "timed out") != NULL;
+    server_free(s);
+    _exit(timed_out ? 0 : 4);
+  }
+  CHECK(child_status_within(pid, 5) == 0);
+}
+
+/* A signal that interrupts the wait after its deadline has passed: the time is up, not
+ * "wait for ever". The handler thread is flooded with SIGUSR1 around its deadline, which
+ * is not a whole number of milliseconds, so poll()'s rounded-up wait ends past it. Five
+ * silent clients, one after the other: each must be hung up on. */
+static const struct handler_class brief_handler = {.handle = started_echo_handle,
+                                                   .timeout = 0.0205};
+
+static void test_eintr_after_deadline(void) {
+  struct sigaction action = {.sa_handler = on_sigusr1}, saved; /* no SA_RESTART */
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGUSR1, &action, &saved);
+  struct record r;
+  struct server *s = make_server(SERVER_TCP, SERVER_SYNC, &brief_handler, &r);
+  if (s == NULL)
+    return;
+  s->ops.handle_error = counting_handle_error;
+  struct serving sv;
+  start_serving(&sv, s, 0.01);
+  int hung_up_in_time = 0;
+  for (int client = 0; client < 5; client++) {
+    pthread_mutex_lock(&r.lock);
+    r.started = false;
+    pthread_mutex_unlock(&r.lock);
+    int fd = client_of(s, true); /* silent */
+    CHECK(wait_started(&r));
+    bool hung_up = false;
+    for (double deadline = now() + 3; !hung_up && now() < deadline;) {
+      pthread_kill(r.handler_thread, SIGUSR1); /* the serving thread: alive till joined */
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      hung_up = poll(&p, 1, 0) == 1;
+    }
+    hung_up_in_time += hung_up;
+    close(fd);
+  }
+  stop_serving(&sv);
+  CHECK(hung_up_in_time == 5);
+  CHECK(r.errors == 5 && strstr(r.error, "timed out") != NULL);
+  server_free(s);
+  sigaction(SIGUSR1, &saved, NULL);
+}
+
+/* Addresses that must not be served: an empty host (every interface), an empty path (an
+ * abstract name nobody can reach); a name that does not resolve says why. */
+static void test_addresses_refused(void) {
+  errno = 0;
+  CHECK(server_new(SERVER_TCP, SERVER_SYNC, ":0", &echo_handler, NULL) == NULL);
+  CHECK(errno == EINVAL);
+  errno = 0;
+  CHECK(server_new(SERVER_UNIX_STREAM, SERVER_SYNC, "", &echo_handler, NULL) == NULL);
+  CHECK(errno == EINVAL);
+  CHECK(server_new(SERVER_TCP, SERVER_SYNC, "nonsense.invalid:0", &echo_handler, NULL) == NULL);
+  CHECK(strstr(server_address_error(), "cannot resolve nonsense.invalid: ") != NULL);
+  /* "[HOST]" where HOST came with its brackets already: one pair is the host's syntax. */
+  struct server *s = server_new(SERVER_TCP, SERVER_SYNC, "[[127.0.0.1]]:0", &echo_handler, NULL);
+  CHECK(s != NULL && strncmp(s->server_address_name, "127.0.0.1:", 10) == 0);
+  CHECK(server_address_error()[0] == '\0');
+  server_free(s);
+}
+
 /* ---- The runner -------------------------------------------------------------------------- */
 
 static const struct {
@@ -936,6 +1058,10 @@ static const struct {
     {"error_handling", test_error_handling, true},
     {"echo", test_echo, false},
     {"rfile_read1_large_and_small", test_rfile_read1_large_and_small, false},
+    {"sigterm_before_serving", test_sigterm_before_serving, true},
+    {"tiny_timeout_is_a_timeout", test_tiny_timeout_is_a_timeout, true},
+    {"eintr_after_deadline", test_eintr_after_deadline, false},
+    {"addresses_refused", test_addresses_refused, false},
 };
 
 /* No words: every test. */

@@ -144,26 +144,6 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
   done
 }
 
-# start_with_closed_stdout BIN [ARGS...] - start_server's work, but the server's standard
-# output is a pipe whose reader takes the ready line and goes: every later log line
-# is written into a closed pipe.
-start_with_closed_stdout() {
-  local bin=$1
-  shift
-  SERVER_LOG="$BATS_TEST_TMPDIR/server.out"
-  SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
-  SERVER_NAME="${bin#"$LAB"/}${*:+ $*} (standard output closed)"
-  : >"$SERVER_LOG"
-  valgrind_runner
-  "${RUNNER[@]}" "$bin" --port 0 "$@" </dev/null 2>"$SERVER_ERR" 3>&- \
-    > >(exec 3>&-; head -n 1 >"$SERVER_LOG") &
-  SERVER_PID=$!
-  wait_until 10 ready_line_seen || fail "no ready line from $bin: $(cat "$SERVER_ERR")"
-  SERVER_ADDR=$(sed -n '1s/^serving on //p' "$SERVER_LOG")
-  SERVER_PORT=${SERVER_ADDR##*:}
-  SERVER_HOST=${SERVER_ADDR%:*}
-}
-
 @test "every server: a log that cannot be written (standard output closed) does not stop it" {
   # Without SIGPIPE ignored, the first log line after the ready line kills the server
   # (exit 141); in a forking server, the child that logs.

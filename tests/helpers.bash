@@ -22,12 +22,17 @@ if [ "${VALGRIND:-0}" = 1 ]; then DEADLINE_SCALE=10; else DEADLINE_SCALE=1; fi
 VALGRIND_STATUS=97
 
 # wait_until SECONDS COMMAND... - run COMMAND until it succeeds or SECONDS pass.
+# A condition that returns NEVER (99) says it can never hold (the server has exited): no
+# waiting on. (Not 2: grep says 2 of a file that is not there yet.)
+NEVER=99
 wait_until() {
   local seconds=$1
   shift
-  local deadline=$((SECONDS + seconds * DEADLINE_SCALE))
+  local deadline=$((${EPOCHREALTIME/./} + seconds * DEADLINE_SCALE * 1000000)) status
   until "$@"; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
+    status=$?
+    [ "$status" -ne "$NEVER" ] || return 1
+    if ((${EPOCHREALTIME/./} >= deadline)); then
       echo "gave up after $((seconds * DEADLINE_SCALE)) s waiting for: $*" >&2
       return 1
     fi
@@ -38,22 +43,49 @@ wait_until() {
 # start_server BIN [ARGS...] - start BIN on a free port (unless ARGS name --port or
 # --unix) and wait for its ready line.
 start_server() {
-  local bin=$1
-  shift
-  local args=("$@")
-  case " $* " in
-  *" --port "* | *" -p "* | *" --unix "*) ;;
-  *) args+=(--port 0) ;;
-  esac
+  server_args "$@"
   SERVER_LOG="$BATS_TEST_TMPDIR/server.out"
   SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
-  SERVER_NAME="${bin#"$LAB"/} ${args[*]}"
   valgrind_runner
   # 3>&-: bats waits for every holder of fd 3, so a server must not inherit it.
-  "${RUNNER[@]}" "$bin" "${args[@]}" </dev/null >"$SERVER_LOG" 2>"$SERVER_ERR" 3>&- &
+  "${RUNNER[@]}" "${SERVER_ARGS[@]}" </dev/null >"$SERVER_LOG" 2>"$SERVER_ERR" 3>&- &
   SERVER_PID=$!
+  server_ready
+}
+
+# start_with_closed_stdout BIN [ARGS...] - start_server's work, but the server's standard
+# output is a pipe whose reader takes the ready line and goes: every later log line is
+# written into a closed pipe (which kills a server that does not ignore SIGPIPE).
+start_with_closed_stdout() {
+  server_args "$@"
+  SERVER_NAME+=" (standard output closed)"
+  SERVER_LOG="$BATS_TEST_TMPDIR/server.out"
+  SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
+  : >"$SERVER_LOG"
+  valgrind_runner
+  "${RUNNER[@]}" "${SERVER_ARGS[@]}" </dev/null 2>"$SERVER_ERR" 3>&- \
+    > >(exec 3>&-; head -n 1 >"$SERVER_LOG") &
+  SERVER_PID=$!
+  server_ready
+}
+
+# server_args BIN [ARGS...] - SERVER_ARGS, the command line: --port 0 is added unless
+# ARGS name --port or --unix. SERVER_NAME says it for failure messages.
+server_args() {
+  SERVER_ARGS=("$@")
+  case " $* " in
+  *" --port "* | *" -p "* | *" --unix "*) ;;
+  *) SERVER_ARGS+=(--port 0) ;;
+  esac
+  SERVER_NAME="${SERVER_ARGS[*]}"
+  SERVER_NAME=${SERVER_NAME#"$LAB"/}
+}
+
+# server_ready - wait for the ready line of the server just started; SERVER_ADDR,
+# SERVER_HOST and SERVER_PORT from it.
+server_ready() {
   if ! wait_until 10 ready_line_seen; then
-    echo "no ready line from $bin; its stderr:" >&2
+    echo "no ready line from $SERVER_NAME; its stderr:" >&2
     cat "$SERVER_ERR" >&2
     return 1
   fi
@@ -83,7 +115,7 @@ valgrind_runner() {
 ready_line_seen() {
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     echo "server exited before its ready line" >&2
-    return 2
+    return "$NEVER"
   fi
   # The line must be whole (its newline written), not a prefix caught mid-write.
   [ "$(wc -l <"$SERVER_LOG")" -ge 1 ] && head -n 1 "$SERVER_LOG" | grep -q '^serving on '

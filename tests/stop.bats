@@ -66,3 +66,8 @@ stop_race() {
 @test "stop: step 6 upper --mode forking never loses a SIGTERM" {
   stop_race upper-forking "$LAB/step6_socketserver/upper" --mode forking
 }
+
+@test "stop: step 6 upper --mode forking at its --max-children limit never loses a SIGTERM" {
+  # At the limit the server waits for a child to end: that wait must see the stop too.
+  stop_race upper-forking-limit "$LAB/step6_socketserver/upper" --mode forking --max-children 1
+}
