@@ -1,19 +1,12 @@
 /*
  * step3_select/server.c - an upper-case echo server for many clients at once, in one thread.
  *
- * What this step adds: select(). One process with one thread waits for whichever client
- * is ready and serves it a little, so nobody waits for another's session to end. So
- * nothing in the loop may block: the sockets are non-blocking, and a reply a client is
- * not reading yet waits in that client's output buffer, to be sent from where it stopped
- * when select() says the client can take more. A client whose unsent replies pass
- * OUTPUT_LIMIT is not read from until it catches up, so a client that sends without
- * reading cannot make the server grow. select() has a wall: an fd_set holds descriptors
- * below FD_SETSIZE (1024) only, so a connection given a descriptor at or above it is
- * refused (logged, closed). SIGINT or SIGTERM closes every client and exits 0.
+ * What this step adds: select(). One thread serves whichever client is ready, a little
+ * at a time, so nothing may block: the sockets are non-blocking, and a reply a client
+ * is not reading yet waits in its output buffer. An fd_set holds descriptors below
+ * FD_SETSIZE (1024) only: a client given one at or above it is refused.
  *
- * How to see it: `make step3`. Three clients talk at the same time, each answered while
- * the others stay connected, and /proc shows a server of one thread and no child. A
- * client that never reads (`tests/client hold`) no longer keeps anybody waiting.
+ * How to see it: `make step3`: three clients talk at once, /proc shows one thread.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -25,24 +18,25 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 enum { BUFFER_SIZE = 16384 }; /* a 16 KiB message in one recv, not sixteen */
 enum { PEER_NAME_SIZE = INET6_ADDRSTRLEN + 8 }; /* "IP:PORT" */
+enum { POLL_INTERVAL_MS = 500 }; /* socketserver's poll_interval=0.5 */
 enum { OUTPUT_LIMIT = 64 * 1024 }; /* unsent bytes past which a client is not read */
-enum { POLL_INTERVAL_MS = 500 };   /* socketserver's serve_forever(poll_interval=0.5) */
 
 struct options {
   const char *host;
   const char *port;
 };
+static const struct options default_options = {.host = "127.0.0.1", .port = "9999"};
 
 static const char usage_text[] =
     "usage: %s [--host HOST] [--port PORT]\n"
@@ -53,12 +47,234 @@ static const char usage_text[] =
     "  -p, --port PORT   port to listen on, 0 picks a free one (default 9999)\n"
     "  -h, --help        print this help and exit\n";
 
-/* Set by SIGINT/SIGTERM; the loops below check it whenever a call returns EINTR. */
-static volatile sig_atomic_t stop_requested = 0;
+static const struct option long_options[] = {
+    {"host", required_argument, NULL, 'H'},
+    {"port", required_argument, NULL, 'p'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
 
+/* The stop. Checking a flag, then blocking in accept() or recv() would lose a signal that
+ * lands in between. So SIGINT and SIGTERM write a byte into this pipe, which every wait
+ * watches too (wait_for()): a stop that came early ends the wait at once. A self-pipe. */
+static int stop_pipe[2] = {-1, -1}; /* [0] is watched, [1] is written by the handler */
+
+/* Below the banner at the end, the same in every step: */
+static struct options parse_options(int argc, char **argv);
+static void usage(FILE *out, const char *program, int status);
+static long parse_number(const char *text, long min, long max, const char *what, const char *prog);
+static void install_signal_handlers(void); /* the stop pipe; SIGPIPE ignored */
+static void open_stop_pipe(void);
+static void close_stop_pipe(void);
+static void die(const char *what);
+static int open_listener(const struct options *opts);
+static void announce(int listener); /* the ready line */
+static int accept_client(int listener, char *peer);
+static int out_of_descriptors(int err);
+static int wait_for(int fd, short events, int timeout_ms);
+static void upper_case(char *buf, size_t len);
+static void log_message(const char *peer, const char *buf, size_t len);
+static void log_failure(const char *peer, const char *call);
+static ssize_t send_some(int fd, const char *buf, size_t len);
+
+/* One client. Its replies wait in out; out[0, sent) has gone, and sending resumes there. */
+struct client {
+  int fd;
+  char peer[PEER_NAME_SIZE];
+  char out[OUTPUT_LIMIT + BUFFER_SIZE]; /* unsent replies: below the limit, then one recv */
+  size_t len, sent;                     /* bytes in out, bytes of them sent */
+  int eof;                              /* the client has closed its end: flush, then close */
+};
+static fd_set read_set, write_set;         /* the masters, static so empty: select() gets copies */
+static int maxfd;                          /* the highest descriptor ever in the sets */
+static struct client *clients[FD_SETSIZE]; /* NULL where there is no client */
+
+/* This step's own helpers, after main(): */
+static void set_step_option(struct options *opts, int option, const char *arg, const char *program);
+static int echo_once(struct client *c);
+static int send_queued(struct client *c);
+static void watch(const struct client *c);
+static void accept_one(int listener);
+static void remove_client(struct client *c);
+
+/* One turn for a client select() found ready. Returns 0 when its session is over. */
+static int handle_client(struct client *c, int readable, int writable) {
+  if ((readable && !echo_once(c)) || (writable && !send_queued(c)))
+    return 0;
+  if (!c->eof || c->sent < c->len)
+    return 1;
+  printf("%s disconnected\n", c->peer); /* all said, all sent */
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0); /* one log line at a time, even into a pipe */
+  struct options opts = parse_options(argc, argv);
+  install_signal_handlers();
+  int listener = open_listener(&opts);
+  announce(listener);
+
+  FD_SET(stop_pipe[0], &read_set); /* a stop ends select()'s wait as it ends wait_for()'s */
+  FD_SET(listener, &read_set);
+  maxfd = listener > stop_pipe[0] ? listener : stop_pipe[0];
+
+  for (;;) {
+    fd_set readable = read_set; /* select() overwrites the sets it is given */
+    fd_set writable = write_set;
+    struct timeval rest = {.tv_sec = 0, .tv_usec = POLL_INTERVAL_MS * 1000};
+    int ready = select(maxfd + 1, &readable, &writable, NULL,
+                       FD_ISSET(listener, &read_set) ? NULL : &rest); /* resting: a time limit */
+    if (ready < 0 && errno != EINTR)
+      die("select");
+    if (ready < 0)
+      continue; /* a signal: the stop pipe says whether it was a stop */
+    if (wait_for(-1, 0, 0) < 0)
+      break; /* a stop (a look at the pipe, no wait): it wins over everything else */
+    if (ready == 0)
+      FD_SET(listener, &read_set); /* the listener has rested a poll interval */
+    if (FD_ISSET(listener, &readable))
+      accept_one(listener);
+    for (int fd = 0; fd <= maxfd; fd++) {
+      struct client *c = clients[fd];
+      if (c == NULL)
+        continue;
+      if (handle_client(c, FD_ISSET(fd, &readable), FD_ISSET(fd, &writable))) {
+        watch(c);
+      } else {
+        remove_client(c);
+        FD_SET(listener, &read_set); /* a descriptor has come free: accept again */
+      }
+    }
+  }
+
+  close(listener); /* nobody else gets in */
+  for (int fd = 0; fd <= maxfd; fd++)
+    if (clients[fd] != NULL) {
+      printf("%s closed by server\n", clients[fd]->peer);
+      remove_client(clients[fd]);
+    }
+  close_stop_pipe();
+  return 0;
+}
+
+/* This step has no option of its own, so getopt_long() hands none over. */
+static void set_step_option(struct options *opts, int option, const char *arg,
+                            const char *program) {
+  (void)opts;
+  (void)option;
+  (void)arg;
+  usage(stderr, program, 2);
+}
+
+/*
+ * Receive one message, whatever one recv() gives, behind the unsent replies, and send it
+ * back upper-cased. Returns 0 when the session is over. End of stream only marks the
+ * client: a client that half-closes after sending is still owed every reply.
+ */
+static int echo_once(struct client *c) {
+  memmove(c->out, c->out + c->sent, c->len - c->sent); /* what has gone is dead space */
+  c->len -= c->sent;
+  c->sent = 0;
+  char *buf = c->out + c->len; /* room for one recv: watch() keeps len below the limit */
+  ssize_t n = recv(c->fd, buf, BUFFER_SIZE, 0);
+  if (n == 0) {
+    c->eof = 1;
+    return 1;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+      return 1; /* readiness was a false alarm: nothing lost, try again later */
+    log_failure(c->peer, "recv");
+    return 0;
+  }
+  log_message(c->peer, buf, (size_t)n);
+  upper_case(buf, (size_t)n);
+  c->len += (size_t)n;
+  return send_queued(c); /* most replies go at once; the rest waits its turn */
+}
+
+/* Send what is queued, until it has all gone or the socket is full: the rest waits for
+ * select() to say the client can take more. Returns 0 when the session is over. */
+static int send_queued(struct client *c) {
+  while (c->sent < c->len) {
+    ssize_t n = send_some(c->fd, c->out + c->sent, c->len - c->sent);
+    if (n < 0) {
+      log_failure(c->peer, "send");
+      return 0;
+    }
+    if (n == 0)
+      return 1;
+    c->sent += (size_t)n; /* a partial send: resume from here */
+  }
+  c->len = c->sent = 0; /* all gone: the buffer starts again at the front */
+  return 1;
+}
+
+/* Say in the master sets what this client waits for: input, unless it has ended or its
+ * unsent replies reach OUTPUT_LIMIT (then it slows down to the pace it reads at); the
+ * chance to write, only while something is queued, or select() would return at once. */
+static void watch(const struct client *c) {
+  if (!c->eof && c->len - c->sent < OUTPUT_LIMIT)
+    FD_SET(c->fd, &read_set);
+  else
+    FD_CLR(c->fd, &read_set);
+  if (c->sent < c->len)
+    FD_SET(c->fd, &write_set);
+  else
+    FD_CLR(c->fd, &write_set);
+}
+
+/*
+ * Take one client from the backlog. Out of descriptors, the listener rests a poll
+ * interval (or until a client leaves): the client stays in the backlog, so select()
+ * would report the listener ready again at once, for ever.
+ */
+static void accept_one(int listener) {
+  char peer[PEER_NAME_SIZE];
+  int client = accept_client(listener, peer);
+  if (client < 0) {
+    if (out_of_descriptors(errno))
+      FD_CLR(listener, &read_set);
+    return;
+  }
+  if (client >= FD_SETSIZE) { /* FD_SET would write past the end of every fd_set */
+    printf("%s refused: descriptor %d is not below FD_SETSIZE %d\n", peer, client, FD_SETSIZE);
+    close(client);
+    return;
+  }
+  struct client *c = calloc(1, sizeof *c); /* pages untouched stay unmapped */
+  if (c == NULL || fcntl(client, F_SETFL, O_NONBLOCK) < 0) {
+    fprintf(stderr, "%s: cannot serve: %s\n", peer, strerror(errno));
+    free(c);
+    close(client);
+    return;
+  }
+  printf("%s connected\n", peer);
+  c->fd = client;
+  snprintf(c->peer, sizeof c->peer, "%s", peer);
+  clients[client] = c;
+  if (client > maxfd)
+    maxfd = client;
+  watch(c);
+}
+
+static void remove_client(struct client *c) {
+  FD_CLR(c->fd, &read_set);
+  FD_CLR(c->fd, &write_set);
+  clients[c->fd] = NULL;
+  close(c->fd);
+  free(c);
+}
+
+/* ---- Unchanged in every step: options, signals, listener, waits, logs, sends ---- */
+
+/* The stop signal's handler: the byte in the pipe is the whole message (see wait_for()). */
 static void on_stop_signal(int signo) {
   (void)signo;
-  stop_requested = 1;
+  int saved_errno = errno; /* the code it interrupted may be about to read errno */
+  ssize_t ignored = write(stop_pipe[1], "x", 1); /* a full pipe has a byte already */
+  (void)ignored;
+  errno = saved_errno;
 }
 
 /* The server cannot go on: name the failure on one line and exit 1. */
@@ -72,25 +288,22 @@ static void usage(FILE *out, const char *program, int status) {
   exit(status);
 }
 
-static const char *parse_port(const char *text, const char *program) {
+/* A decimal number from MIN to MAX, or the usage: strtol() alone takes " 80" and "+80". */
+static long parse_number(const char *text, long min, long max, const char *what,
+                         const char *program) {
   char *end;
   errno = 0;
-  long port = strtol(text, &end, 10); /* which takes " 80" and "+80": hence isdigit */
-  if (errno != 0 || !isdigit((unsigned char)text[0]) || *end != '\0' || port > 65535) {
-    fprintf(stderr, "%s: bad port: %s\n", program, text);
+  long n = strtol(text, &end, 10);
+  if (errno != 0 || !isdigit((unsigned char)text[0]) || *end != '\0' || n < min || n > max) {
+    fprintf(stderr, "%s: bad %s: %s\n", program, what, text);
     usage(stderr, program, 2);
   }
-  return text;
+  return n;
 }
 
+/* --host, --port and --help here; this step's own options go to set_step_option(). */
 static struct options parse_options(int argc, char **argv) {
-  static const struct option long_options[] = {
-      {"host", required_argument, NULL, 'H'},
-      {"port", required_argument, NULL, 'p'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
-  struct options opts = {.host = "127.0.0.1", .port = "9999"};
+  struct options opts = default_options;
   int c;
   while ((c = getopt_long(argc, argv, "H:p:h", long_options, NULL)) != -1) {
     switch (c) {
@@ -98,13 +311,17 @@ static struct options parse_options(int argc, char **argv) {
       opts.host = optarg;
       break;
     case 'p':
-      opts.port = parse_port(optarg, argv[0]);
+      parse_number(optarg, 0, 65535, "port", argv[0]);
+      opts.port = optarg; /* getaddrinfo() takes the port as text */
       break;
     case 'h':
       usage(stdout, argv[0], 0);
       break;
-    default: /* getopt_long has already named the bad option */
+    case '?': /* getopt_long has already named the bad option */
       usage(stderr, argv[0], 2);
+      break;
+    default:
+      set_step_option(&opts, c, optarg, argv[0]);
     }
   }
   if (optind < argc) {
@@ -114,12 +331,26 @@ static struct options parse_options(int argc, char **argv) {
   return opts;
 }
 
+/* The stop pipe, non-blocking at the writing end: the handler must never wait on it. */
+static void open_stop_pipe(void) {
+  if (pipe(stop_pipe) < 0 || fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK) < 0)
+    die("pipe");
+}
+
+static void close_stop_pipe(void) {
+  close(stop_pipe[0]);
+  close(stop_pipe[1]);
+}
+
 static void install_signal_handlers(void) {
+  open_stop_pipe();
   struct sigaction action;
   memset(&action, 0, sizeof action);
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = 0; /* no SA_RESTART: a blocked accept or recv must return EINTR */
+  /* SA_RESTART: a log line is not cut short by a stop. The waits, poll() and select(),
+   * are never restarted, and they watch the pipe anyway. */
+  action.sa_flags = SA_RESTART;
   if (sigaction(SIGINT, &action, NULL) < 0 || sigaction(SIGTERM, &action, NULL) < 0)
     die("sigaction");
   /* A log that cannot be written (standard output a closed pipe) must not kill the
@@ -127,6 +358,27 @@ static void install_signal_handlers(void) {
   action.sa_handler = SIG_IGN;
   if (sigaction(SIGPIPE, &action, NULL) < 0)
     die("sigaction");
+}
+
+/*
+ * Wait until FD is ready for EVENTS (POLLIN, POLLOUT), a stop arrives, or TIMEOUT_MS pass
+ * (-1: no limit; FD -1: wait for the stop and the time only). Returns 1 when FD is ready,
+ * 0 when the time is up, -1 with errno EINTR when the server is stopping, as an
+ * interrupted call would. The stop wins over a ready FD, so a client that never pauses
+ * cannot delay it, and the pipe's byte is never read: every later wait, in any thread,
+ * sees the stop too.
+ */
+static int wait_for(int fd, short events, int timeout_ms) {
+  struct pollfd fds[2] = {{.fd = stop_pipe[0], .events = POLLIN}, {.fd = fd, .events = events}};
+  int ready;
+  while ((ready = poll(fds, 2, timeout_ms)) < 0)
+    if (errno != EINTR) /* EINTR: the handler has written the pipe; poll again to see it */
+      die("poll");
+  if (fds[0].revents != 0) {
+    errno = EINTR;
+    return -1;
+  }
+  return ready > 0;
 }
 
 /* Format a numeric "IP:PORT"; never a reverse DNS lookup, which can take seconds. */
@@ -145,7 +397,11 @@ static void format_address(const struct sockaddr *addr, char *out, size_t size) 
   snprintf(out, size, "%s:%u", ip, port);
 }
 
-/* Bind and listen on HOST:PORT; on failure exit 1 with one line naming it. */
+/*
+ * Bind and listen on HOST:PORT; on failure exit 1 with one line naming it. The listener
+ * is non-blocking: a client poll() announced may have gone before accept(), which must
+ * then say EAGAIN rather than wait for the next one, deaf to a stop.
+ */
 static int open_listener(const struct options *opts) {
   struct addrinfo hints;
   memset(&hints, 0, sizeof hints);
@@ -180,6 +436,8 @@ static int open_listener(const struct options *opts) {
     fprintf(stderr, "cannot bind %s:%s: %s\n", opts->host, opts->port, strerror(saved_errno));
     exit(1);
   }
+  if (fcntl(listener, F_SETFL, O_NONBLOCK) < 0)
+    die("fcntl");
   return listener;
 }
 
@@ -194,6 +452,36 @@ static void announce(int listener) {
   printf("serving on %s\n", name);
 }
 
+/* Out of descriptors (EMFILE for this process, ENFILE for the system) or memory. */
+static int out_of_descriptors(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+/*
+ * Take the next client from the backlog and name it "IP:PORT" in PEER. Returns its
+ * descriptor, or -1 when there is none to serve now: the backlog is empty (EAGAIN), the
+ * client has given up already (ECONNABORTED), or the server is out of descriptors
+ * (logged; the client stays in the backlog, so the caller rests before it retries).
+ * Anything else means the server cannot go on.
+ */
+static int accept_client(int listener, char *peer) {
+  struct sockaddr_storage addr;
+  socklen_t len = sizeof addr;
+  int client = accept(listener, (struct sockaddr *)&addr, &len);
+  if (client < 0) {
+    if (out_of_descriptors(errno))
+      fprintf(stderr, "accept: %s (resting a poll interval)\n", strerror(errno));
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR)
+      die("accept");
+    return -1;
+  }
+  format_address((struct sockaddr *)&addr, peer, PEER_NAME_SIZE);
+  /* Replies go out as soon as they are written: no waiting for Nagle's algorithm. */
+  int on = 1;
+  setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  return client;
+}
+
 /* The protocol: ASCII a-z become A-Z, every other byte is left alone. */
 static void upper_case(char *buf, size_t len) {
   for (size_t i = 0; i < len; i++)
@@ -202,7 +490,7 @@ static void upper_case(char *buf, size_t len) {
 }
 
 /*
- * Log what a client wrote, trailing whitespace trimmed as the seed's strip() does. Any
+ * Log what a client wrote, trailing whitespace trimmed as the blog's strip() does. Any
  * other control byte is shown as '.': a newline or a NUL from a client must not forge a
  * log line of its own or hide what follows it.
  */
@@ -215,289 +503,27 @@ static void log_message(const char *peer, const char *buf, size_t len) {
   printf("%s wrote: %.*s\n", peer, (int)len, shown);
 }
 
-/* Replies go out as soon as they are written: no waiting for Nagle's algorithm. */
-static void disable_nagle(int client) {
-  int on = 1;
-  setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-}
-
-/* Errors that mean "this client has gone", as opposed to "the server is broken". */
-static int client_reset(int err) {
-  return err == ECONNRESET || err == EPIPE;
+/*
+ * A client's recv() or send() failed (CALL names it). ECONNRESET and EPIPE mean "this
+ * client has gone", logged as a reset; EINTR means the server is stopping, nothing to
+ * say; anything else is an error, this client's only: the server goes on.
+ */
+static void log_failure(const char *peer, const char *call) {
+  if (errno == ECONNRESET || errno == EPIPE)
+    printf("%s reset\n", peer);
+  else if (errno != EINTR)
+    fprintf(stderr, "%s %s: %s\n", peer, call, strerror(errno));
 }
 
 /*
- * One connected client. Its replies wait in `out` until the socket takes them;
- * out[0, sent) has gone already, and the next send resumes at `sent`, never at 0.
+ * Send what the client's socket takes now, never waiting (MSG_DONTWAIT). Returns the
+ * bytes sent, 0 when its buffer is full, or -1. send() may take only part of the buffer,
+ * so the caller resumes where it stopped. MSG_NOSIGNAL turns "the client has gone" into
+ * EPIPE instead of a SIGPIPE that would kill the whole server.
  */
-struct client {
-  int fd;
-  char peer[PEER_NAME_SIZE];
-  char *out;
-  size_t len, sent, cap; /* bytes in out, bytes of them sent, bytes allocated */
-  int eof;               /* the client has closed its end: flush, then close */
-};
-
-/* Everything the loop watches, by descriptor. */
-struct server {
-  int listener;
-  int maxfd;                          /* the highest descriptor in the sets */
-  fd_set read_set, write_set;         /* the masters; select() is given copies */
-  struct client *clients[FD_SETSIZE]; /* NULL where there is no client */
-  int accept_paused;                  /* out of descriptors: the listener rests */
-  struct timespec paused_at;
-};
-
-/* Append a reply behind what is still unsent. Returns 0, or -1 when memory ran out. */
-static int queue_output(struct client *c, const char *buf, size_t len) {
-  if (c->sent > 0) { /* what has gone is dead space: move the rest to the front */
-    memmove(c->out, c->out + c->sent, c->len - c->sent);
-    c->len -= c->sent;
-    c->sent = 0;
-  }
-  if (c->len + len > c->cap) {
-    size_t cap = c->cap > 0 ? c->cap : BUFFER_SIZE;
-    while (cap < c->len + len)
-      cap *= 2;
-    char *out = realloc(c->out, cap);
-    if (out == NULL)
-      return -1;
-    c->out = out;
-    c->cap = cap;
-  }
-  memcpy(c->out + c->len, buf, len);
-  c->len += len;
-  return 0;
-}
-
-/*
- * Send what is queued until it has all gone or the socket's buffer is full (EAGAIN:
- * the rest waits for select() to say the client can take more). MSG_NOSIGNAL turns
- * "the client has gone" into EPIPE instead of a SIGPIPE that would kill the whole
- * server. Returns 1 while the session goes on, 0 when it is over (logged).
- */
-static int send_queued(struct client *c) {
-  while (c->sent < c->len) {
-    ssize_t n = send(c->fd, c->out + c->sent, c->len - c->sent, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return 1;
-      if (client_reset(errno))
-        printf("%s reset\n", c->peer);
-      else
-        fprintf(stderr, "%s send: %s\n", c->peer, strerror(errno));
-      return 0;
-    }
-    c->sent += (size_t)n; /* a partial send: resume from here */
-  }
-  c->len = c->sent = 0;
-  return 1;
-}
-
-/*
- * Receive one message, whatever one recv() gives, and send it back upper-cased. Returns
- * 1 while the session goes on, 0 when it is over: the client reset (logged) or the
- * server cannot keep its replies. End of stream only marks the client: what is queued
- * for it still goes out, since a client that half-closes after sending is owed every
- * reply.
- */
-static int echo_once(struct client *c) {
-  char buf[BUFFER_SIZE];
-  ssize_t n;
-  do
-    n = recv(c->fd, buf, sizeof buf, 0);
-  while (n < 0 && errno == EINTR && !stop_requested);
-  if (n == 0) {
-    c->eof = 1;
-    return 1;
-  }
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-      return 1; /* readiness was a false alarm: nothing lost, try again later */
-    if (client_reset(errno))
-      printf("%s reset\n", c->peer);
-    else
-      fprintf(stderr, "%s recv: %s\n", c->peer, strerror(errno));
+static ssize_t send_some(int fd, const char *buf, size_t len) {
+  ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
     return 0;
-  }
-  log_message(c->peer, buf, (size_t)n);
-  upper_case(buf, (size_t)n);
-  if (queue_output(c, buf, (size_t)n) < 0) {
-    fprintf(stderr, "%s: no memory for the reply\n", c->peer);
-    return 0;
-  }
-  return send_queued(c); /* most replies go at once; the rest waits its turn */
-}
-
-/* One turn for a client select() found ready. Returns 0 when its session is over. */
-static int serve_client(struct client *c, int readable, int writable) {
-  if (readable && !echo_once(c))
-    return 0;
-  if (writable && !send_queued(c))
-    return 0;
-  if (c->eof && c->sent == c->len) {
-    printf("%s disconnected\n", c->peer);
-    return 0;
-  }
-  return 1;
-}
-
-/*
- * Say in the master sets what this client waits for. Input, unless it has ended or the
- * client's unsent replies pass OUTPUT_LIMIT: then the bytes it sends pile up in its own
- * socket buffers, its sends block, and it slows down to the pace it reads at. The
- * chance to write, only while something is queued, or select() would return at once,
- * every time.
- */
-static void watch(struct server *srv, const struct client *c) {
-  if (!c->eof && c->len - c->sent < OUTPUT_LIMIT)
-    FD_SET(c->fd, &srv->read_set);
-  else
-    FD_CLR(c->fd, &srv->read_set);
-  if (c->sent < c->len)
-    FD_SET(c->fd, &srv->write_set);
-  else
-    FD_CLR(c->fd, &srv->write_set);
-}
-
-static void add_client(struct server *srv, int fd, const char *peer) {
-  struct client *c = calloc(1, sizeof *c);
-  if (c == NULL) {
-    fprintf(stderr, "%s: no memory for a client\n", peer);
-    close(fd);
-    return;
-  }
-  c->fd = fd;
-  snprintf(c->peer, sizeof c->peer, "%s", peer);
-  srv->clients[fd] = c;
-  if (fd > srv->maxfd)
-    srv->maxfd = fd;
-  watch(srv, c);
-}
-
-static void remove_client(struct server *srv, struct client *c) {
-  FD_CLR(c->fd, &srv->read_set);
-  FD_CLR(c->fd, &srv->write_set);
-  srv->clients[c->fd] = NULL;
-  while (srv->maxfd > srv->listener && srv->clients[srv->maxfd] == NULL)
-    srv->maxfd--;
-  close(c->fd);
-  free(c->out);
-  free(c);
-}
-
-/*
- * Out of descriptors (EMFILE for this process, ENFILE for the system): the connection
- * stays in the backlog, so select() would report the listener ready again at once, for
- * ever. Stop watching it until a client leaves or a poll interval has passed.
- */
-static void pause_accepting(struct server *srv) {
-  fprintf(stderr, "accept: %s (not accepting for now)\n", strerror(errno));
-  FD_CLR(srv->listener, &srv->read_set);
-  srv->accept_paused = 1;
-  clock_gettime(CLOCK_MONOTONIC, &srv->paused_at);
-}
-
-static void resume_accepting(struct server *srv) {
-  FD_SET(srv->listener, &srv->read_set);
-  srv->accept_paused = 0;
-}
-
-static int poll_interval_passed(const struct timespec *since) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  long long ms = (now.tv_sec - since->tv_sec) * 1000LL;
-  ms += (now.tv_nsec - since->tv_nsec) / 1000000;
-  return ms >= POLL_INTERVAL_MS;
-}
-
-static void set_nonblocking(int fd) {
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
-    die("fcntl");
-}
-
-/*
- * Take every connection waiting in the backlog: the listener is non-blocking, so EAGAIN
- * says the backlog is empty.
- */
-static void accept_clients(struct server *srv) {
-  while (!stop_requested) {
-    struct sockaddr_storage addr;
-    socklen_t len = sizeof addr;
-    int client = accept(srv->listener, (struct sockaddr *)&addr, &len);
-    if (client < 0) {
-      if (errno == EINTR || errno == ECONNABORTED)
-        continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return;
-      if (errno == EMFILE || errno == ENFILE) {
-        pause_accepting(srv);
-        return;
-      }
-      die("accept");
-    }
-    char peer[PEER_NAME_SIZE];
-    format_address((struct sockaddr *)&addr, peer, sizeof peer);
-    if (client >= FD_SETSIZE) { /* FD_SET would write past the end of every fd_set */
-      printf("%s refused: descriptor %d is not below FD_SETSIZE %d\n", peer, client, FD_SETSIZE);
-      close(client);
-      continue;
-    }
-    printf("%s connected\n", peer);
-    disable_nagle(client);
-    set_nonblocking(client); /* select() says "ready", not "ready for this much" */
-    add_client(srv, client, peer);
-  }
-}
-
-int main(int argc, char **argv) {
-  setvbuf(stdout, NULL, _IOLBF, 0); /* one log line at a time, even into a pipe */
-  struct options opts = parse_options(argc, argv);
-  install_signal_handlers();
-  int listener = open_listener(&opts);
-  announce(listener);
-
-  struct server srv = {.listener = listener, .maxfd = listener}; /* no clients yet */
-  FD_ZERO(&srv.read_set);
-  FD_ZERO(&srv.write_set);
-  set_nonblocking(listener);
-  FD_SET(listener, &srv.read_set);
-
-  while (!stop_requested) {
-    if (srv.accept_paused && poll_interval_passed(&srv.paused_at))
-      resume_accepting(&srv);
-    fd_set readable = srv.read_set; /* select() overwrites the sets it is given */
-    fd_set writable = srv.write_set;
-    struct timeval timeout = {.tv_sec = 0, .tv_usec = POLL_INTERVAL_MS * 1000};
-    if (select(srv.maxfd + 1, &readable, &writable, NULL, &timeout) < 0) {
-      if (errno == EINTR)
-        continue; /* a stop signal, most likely: the loop's test decides */
-      die("select");
-    }
-    if (FD_ISSET(listener, &readable))
-      accept_clients(&srv);
-    for (int fd = 0; fd <= srv.maxfd; fd++) {
-      struct client *c = srv.clients[fd];
-      if (c == NULL)
-        continue;
-      if (serve_client(c, FD_ISSET(fd, &readable), FD_ISSET(fd, &writable))) {
-        watch(&srv, c);
-      } else {
-        remove_client(&srv, c);
-        if (srv.accept_paused)
-          resume_accepting(&srv); /* a descriptor has just come free */
-      }
-    }
-  }
-
-  close(listener); /* nobody else gets in */
-  for (int fd = 0; fd <= srv.maxfd; fd++)
-    if (srv.clients[fd] != NULL) {
-      printf("%s closed by server\n", srv.clients[fd]->peer);
-      remove_client(&srv, srv.clients[fd]);
-    }
-  return 0;
+  return n;
 }

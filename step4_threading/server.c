@@ -1,25 +1,21 @@
 /*
  * step4_threading/server.c - an upper-case echo server with a thread per client.
  *
- * What this step adds: seed 000's ThreadingTCPServer. The accept loop waits in poll()
- * with a timeout (--poll-interval, 0.5 s as in serve_forever) so it notices a stop
- * request; each client it accepts gets a thread, named Thread-1, Thread-2, ... in accept
- * order, that runs step 2's session loop. A registry of the running sessions lets the
- * server join finished threads as it goes and, on SIGINT/SIGTERM, close every client and
- * join every thread before it exits: socketserver's block_on_close.
+ * What this step adds: the blog's ThreadingTCPServer example (TUTORIAL.md, step 4). Each
+ * client gets a thread, Thread-1, Thread-2, ... in accept order, that runs step 2's
+ * session loop. The accept loop joins the finished threads once per poll interval
+ * (--poll-interval); at a stop, each thread's wait sees the stop pipe too, and the server
+ * joins every thread before it exits.
  *
  * How to see it: `make step4`. Three clients talk at once, the log says which thread
  * serves each, and /proc shows one thread per client next to the main one.
  */
-/*
- * _GNU_SOURCE instead of step 2's _POSIX_C_SOURCE: pthread_setname_np(), which names the
- * threads for ps and /proc, is a GNU extension. _GNU_SOURCE includes POSIX.1-2008.
- */
-#define _GNU_SOURCE
+#define _GNU_SOURCE /* for pthread_setname_np() and pthread_tryjoin_np(); and POSIX.1-2008 */
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -35,6 +31,7 @@
 
 enum { BUFFER_SIZE = 16384 }; /* a 16 KiB message in one recv, not sixteen */
 enum { PEER_NAME_SIZE = INET6_ADDRSTRLEN + 8 }; /* "IP:PORT" */
+enum { POLL_INTERVAL_MS = 500 }; /* socketserver's poll_interval=0.5 */
 enum { THREAD_NAME_SIZE = 16 }; /* the kernel keeps 15 characters of a thread's name */
 
 struct options {
@@ -42,24 +39,239 @@ struct options {
   const char *port;
   int poll_ms; /* --poll-interval, in milliseconds for poll() */
 };
+static const struct options default_options = {.host = "127.0.0.1", .port = "9999", .poll_ms = 500};
 
 static const char usage_text[] =
     "usage: %s [--host HOST] [--port PORT] [--poll-interval SECONDS]\n"
     "\n"
     "Upper-case echo server, a thread per client, each until it hangs up.\n"
     "\n"
-    "  -H, --host HOST              address to listen on (default 127.0.0.1)\n"
-    "  -p, --port PORT              port to listen on, 0 picks a free one (default 9999)\n"
-    "      --poll-interval SECONDS  how often the accept loop looks for a stop request,\n"
-    "                               0.001 to 3600 (default 0.5)\n"
-    "  -h, --help                   print this help and exit\n";
+    "  -H, --host HOST   address to listen on (default 127.0.0.1)\n"
+    "  -p, --port PORT   port to listen on, 0 picks a free one (default 9999)\n"
+    "  -h, --help        print this help and exit\n"
+    "      --poll-interval SECONDS\n"
+    "                    how often to join finished threads, 0.001 to 3600 (default 0.5)\n";
 
-/* Set by SIGINT/SIGTERM; the loops below check it whenever a call returns EINTR. */
-static volatile sig_atomic_t stop_requested = 0;
+static const struct option long_options[] = {
+    {"host", required_argument, NULL, 'H'},
+    {"port", required_argument, NULL, 'p'},
+    {"help", no_argument, NULL, 'h'},
+    {"poll-interval", required_argument, NULL, 'i'},
+    {NULL, 0, NULL, 0},
+};
 
+/* The stop. Checking a flag, then blocking in accept() or recv() would lose a signal that
+ * lands in between. So SIGINT and SIGTERM write a byte into this pipe, which every wait
+ * watches too (wait_for()): a stop that came early ends the wait at once. A self-pipe. */
+static int stop_pipe[2] = {-1, -1}; /* [0] is watched, [1] is written by the handler */
+
+/* Below the banner at the end, the same in every step: */
+static struct options parse_options(int argc, char **argv);
+static void usage(FILE *out, const char *program, int status);
+static long parse_number(const char *text, long min, long max, const char *what, const char *prog);
+static void install_signal_handlers(void); /* the stop pipe; SIGPIPE ignored */
+static void open_stop_pipe(void);
+static void close_stop_pipe(void);
+static void die(const char *what);
+static int open_listener(const struct options *opts);
+static void announce(int listener); /* the ready line */
+static int accept_client(int listener, char *peer);
+static int out_of_descriptors(int err);
+static int wait_for(int fd, short events, int timeout_ms);
+static void upper_case(char *buf, size_t len);
+static void log_message(const char *peer, const char *buf, size_t len);
+static void log_failure(const char *peer, const char *call);
+static ssize_t send_some(int fd, const char *buf, size_t len);
+
+/* This step's own helpers, after main(): */
+static void set_step_option(struct options *opts, int option, const char *arg, const char *program);
+static int echo_once(int client, const char *peer);
+static ssize_t receive(int fd, char *buf, size_t size);
+static int write_all(int fd, const char *buf, size_t len);
+static void reap_sessions(void);
+static void start_session(int client, const char *peer, unsigned long number);
+static void stop_sessions(void);
+
+/* The blog's handle() loop: receive and reply until the client closes its end. */
+static void handle_client(int client, const char *peer) {
+  while (echo_once(client, peer)) /* a stop ends it too: echo_once's wait sees it */
+    continue;
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0); /* one log line at a time, even into a pipe */
+  struct options opts = parse_options(argc, argv);
+  install_signal_handlers();
+  int listener = open_listener(&opts);
+  announce(listener);
+  unsigned long threads_started = 0; /* only the main thread counts: no lock needed */
+
+  while (wait_for(listener, POLLIN, opts.poll_ms) >= 0) { /* a client, a tick, or a stop */
+    reap_sessions(); /* join the threads that have finished */
+    char peer[PEER_NAME_SIZE];
+    int client = accept_client(listener, peer);
+    if (client < 0) {
+      if (out_of_descriptors(errno)) /* the client stays in the backlog: rest, not spin */
+        wait_for(-1, 0, POLL_INTERVAL_MS);
+      continue;
+    }
+    start_session(client, peer, ++threads_started);
+  }
+
+  close(listener);
+  stop_sessions();
+  close_stop_pipe();
+  return 0;
+}
+
+/* --poll-interval SECONDS, this step's own option: digits and a point only (strtod()
+ * alone takes hex, "inf" and " 1"). */
+static void set_step_option(struct options *opts, int option, const char *arg,
+                            const char *program) {
+  (void)option;
+  char *end;
+  errno = 0;
+  double seconds = strtod(arg, &end);
+  if (errno != 0 || !isdigit((unsigned char)arg[0]) || arg[strspn(arg, "0123456789.")] != '\0' ||
+      *end != '\0' || !(seconds >= 0.001 && seconds <= 3600)) {
+    fprintf(stderr, "%s: bad poll interval: %s\n", program, arg);
+    usage(stderr, program, 2);
+  }
+  opts->poll_ms = (int)(seconds * 1000 + 0.5);
+}
+
+/*
+ * Receive one message and send it back upper-cased. Returns 1 when the reply went
+ * out, 0 when the session is over: the client closed or reset (both logged), or the
+ * server is stopping.
+ */
+static int echo_once(int client, const char *peer) {
+  char buf[BUFFER_SIZE];
+  ssize_t n = receive(client, buf, sizeof buf);
+  if (n == 0) {
+    printf("%s disconnected\n", peer);
+    return 0;
+  }
+  if (n < 0) {
+    log_failure(peer, "recv");
+    return 0;
+  }
+  log_message(peer, buf, (size_t)n);
+  upper_case(buf, (size_t)n);
+  if (write_all(client, buf, (size_t)n) < 0) {
+    log_failure(peer, "send");
+    return 0;
+  }
+  return 1;
+}
+
+/* One recv(), after wait_for(): a stop ends the wait (-1, errno EINTR). */
+static ssize_t receive(int fd, char *buf, size_t size) {
+  if (wait_for(fd, POLLIN, -1) < 0)
+    return -1;
+  return recv(fd, buf, size, 0);
+}
+
+/*
+ * Send the whole buffer: send_some() as often as it takes. While the client's socket is
+ * full, the wait is wait_for()'s, which a stop ends.
+ */
+static int write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = send_some(fd, buf, len);
+    if (n < 0 || (n == 0 && wait_for(fd, POLLOUT, -1) < 0))
+      return -1;
+    buf += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/*
+ * One client and the thread that serves it, on the heap: a variable of the accept loop
+ * would be overwritten by the next client while the thread still reads it. Only the
+ * main thread links, joins and frees sessions; the thread only serves its client.
+ */
+struct session {
+  pthread_t thread;
+  int client;
+  char name[THREAD_NAME_SIZE]; /* "Thread-N" */
+  char speaker[THREAD_NAME_SIZE + 2 + PEER_NAME_SIZE]; /* "Thread-N: IP:PORT", for the log */
+  struct session *next;
+};
+static struct session *sessions = NULL; /* the running sessions */
+
+/* A session's thread: step 2's session loop, with the thread's name on every log line. */
+static void *serve_session(void *arg) {
+  struct session *session = arg;
+  pthread_setname_np(pthread_self(), session->name); /* what ps -L and /proc show */
+  printf("%s connected\n", session->speaker);
+  handle_client(session->client, session->speaker);
+  close(session->client);
+  return NULL;
+}
+
+/*
+ * Joinable threads, not detached: at a stop the main thread waits for every one (a
+ * detached thread still running at exit is valgrind's "possibly lost", bpo-31233). But
+ * a thread never joined keeps its stack (bpo-37193), so once per poll interval the
+ * finished ones are joined, without waiting for the others (pthread_tryjoin_np()).
+ */
+static void reap_sessions(void) {
+  struct session **link = &sessions;
+  while (*link != NULL) {
+    struct session *session = *link;
+    if (pthread_tryjoin_np(session->thread, NULL) == 0) {
+      *link = session->next;
+      free(session);
+    } else {
+      link = &session->next;
+    }
+  }
+}
+
+/* Give the client a thread of its own, named in accept order. */
+static void start_session(int client, const char *peer, unsigned long number) {
+  struct session *session = calloc(1, sizeof *session);
+  if (session == NULL) {
+    fprintf(stderr, "%s: out of memory\n", peer);
+    close(client);
+    return;
+  }
+  session->client = client;
+  snprintf(session->name, sizeof session->name, "Thread-%lu", number);
+  snprintf(session->speaker, sizeof session->speaker, "%s: %s", session->name, peer);
+  int rc = pthread_create(&session->thread, NULL, serve_session, session);
+  if (rc != 0) { /* pthread_create returns the error; it does not set errno */
+    fprintf(stderr, "%s: cannot start a thread: %s\n", session->speaker, strerror(rc));
+    close(client);
+    free(session);
+    return;
+  }
+  session->next = sessions;
+  sessions = session;
+}
+
+/* At a stop each thread's wait sees the pipe, even one sending to a client that does not
+ * read, and its session ends; join them all, as socketserver's block_on_close does. */
+static void stop_sessions(void) {
+  while (sessions != NULL) {
+    struct session *session = sessions;
+    sessions = session->next;
+    pthread_join(session->thread, NULL);
+    free(session);
+  }
+}
+
+/* ---- Unchanged in every step: options, signals, listener, waits, logs, sends ---- */
+
+/* The stop signal's handler: the byte in the pipe is the whole message (see wait_for()). */
 static void on_stop_signal(int signo) {
   (void)signo;
-  stop_requested = 1;
+  int saved_errno = errno; /* the code it interrupted may be about to read errno */
+  ssize_t ignored = write(stop_pipe[1], "x", 1); /* a full pipe has a byte already */
+  (void)ignored;
+  errno = saved_errno;
 }
 
 /* The server cannot go on: name the failure on one line and exit 1. */
@@ -73,38 +285,22 @@ static void usage(FILE *out, const char *program, int status) {
   exit(status);
 }
 
-static const char *parse_port(const char *text, const char *program) {
+/* A decimal number from MIN to MAX, or the usage: strtol() alone takes " 80" and "+80". */
+static long parse_number(const char *text, long min, long max, const char *what,
+                         const char *program) {
   char *end;
   errno = 0;
-  long port = strtol(text, &end, 10); /* which takes " 80" and "+80": hence isdigit */
-  if (errno != 0 || !isdigit((unsigned char)text[0]) || *end != '\0' || port > 65535) {
-    fprintf(stderr, "%s: bad port: %s\n", program, text);
+  long n = strtol(text, &end, 10);
+  if (errno != 0 || !isdigit((unsigned char)text[0]) || *end != '\0' || n < min || n > max) {
+    fprintf(stderr, "%s: bad %s: %s\n", program, what, text);
     usage(stderr, program, 2);
   }
-  return text;
+  return n;
 }
 
-static int parse_poll_interval(const char *text, const char *program) {
-  char *end;
-  errno = 0;
-  double seconds = strtod(text, &end); /* which takes hex, "inf" and " 1": digits only */
-  if (errno != 0 || !isdigit((unsigned char)text[0]) || text[strspn(text, "0123456789.")] != '\0' ||
-      *end != '\0' || !(seconds >= 0.001 && seconds <= 3600)) {
-    fprintf(stderr, "%s: bad poll interval: %s\n", program, text);
-    usage(stderr, program, 2);
-  }
-  return (int)(seconds * 1000 + 0.5);
-}
-
+/* --host, --port and --help here; this step's own options go to set_step_option(). */
 static struct options parse_options(int argc, char **argv) {
-  static const struct option long_options[] = {
-      {"host", required_argument, NULL, 'H'},
-      {"port", required_argument, NULL, 'p'},
-      {"poll-interval", required_argument, NULL, 'i'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
-  struct options opts = {.host = "127.0.0.1", .port = "9999", .poll_ms = 500};
+  struct options opts = default_options;
   int c;
   while ((c = getopt_long(argc, argv, "H:p:h", long_options, NULL)) != -1) {
     switch (c) {
@@ -112,16 +308,17 @@ static struct options parse_options(int argc, char **argv) {
       opts.host = optarg;
       break;
     case 'p':
-      opts.port = parse_port(optarg, argv[0]);
-      break;
-    case 'i':
-      opts.poll_ms = parse_poll_interval(optarg, argv[0]);
+      parse_number(optarg, 0, 65535, "port", argv[0]);
+      opts.port = optarg; /* getaddrinfo() takes the port as text */
       break;
     case 'h':
       usage(stdout, argv[0], 0);
       break;
-    default: /* getopt_long has already named the bad option */
+    case '?': /* getopt_long has already named the bad option */
       usage(stderr, argv[0], 2);
+      break;
+    default:
+      set_step_option(&opts, c, optarg, argv[0]);
     }
   }
   if (optind < argc) {
@@ -131,12 +328,26 @@ static struct options parse_options(int argc, char **argv) {
   return opts;
 }
 
+/* The stop pipe, non-blocking at the writing end: the handler must never wait on it. */
+static void open_stop_pipe(void) {
+  if (pipe(stop_pipe) < 0 || fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK) < 0)
+    die("pipe");
+}
+
+static void close_stop_pipe(void) {
+  close(stop_pipe[0]);
+  close(stop_pipe[1]);
+}
+
 static void install_signal_handlers(void) {
+  open_stop_pipe();
   struct sigaction action;
   memset(&action, 0, sizeof action);
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = 0; /* no SA_RESTART: a blocked accept or recv must return EINTR */
+  /* SA_RESTART: a log line is not cut short by a stop. The waits, poll() and select(),
+   * are never restarted, and they watch the pipe anyway. */
+  action.sa_flags = SA_RESTART;
   if (sigaction(SIGINT, &action, NULL) < 0 || sigaction(SIGTERM, &action, NULL) < 0)
     die("sigaction");
   /* A log that cannot be written (standard output a closed pipe) must not kill the
@@ -144,6 +355,27 @@ static void install_signal_handlers(void) {
   action.sa_handler = SIG_IGN;
   if (sigaction(SIGPIPE, &action, NULL) < 0)
     die("sigaction");
+}
+
+/*
+ * Wait until FD is ready for EVENTS (POLLIN, POLLOUT), a stop arrives, or TIMEOUT_MS pass
+ * (-1: no limit; FD -1: wait for the stop and the time only). Returns 1 when FD is ready,
+ * 0 when the time is up, -1 with errno EINTR when the server is stopping, as an
+ * interrupted call would. The stop wins over a ready FD, so a client that never pauses
+ * cannot delay it, and the pipe's byte is never read: every later wait, in any thread,
+ * sees the stop too.
+ */
+static int wait_for(int fd, short events, int timeout_ms) {
+  struct pollfd fds[2] = {{.fd = stop_pipe[0], .events = POLLIN}, {.fd = fd, .events = events}};
+  int ready;
+  while ((ready = poll(fds, 2, timeout_ms)) < 0)
+    if (errno != EINTR) /* EINTR: the handler has written the pipe; poll again to see it */
+      die("poll");
+  if (fds[0].revents != 0) {
+    errno = EINTR;
+    return -1;
+  }
+  return ready > 0;
 }
 
 /* Format a numeric "IP:PORT"; never a reverse DNS lookup, which can take seconds. */
@@ -162,7 +394,11 @@ static void format_address(const struct sockaddr *addr, char *out, size_t size) 
   snprintf(out, size, "%s:%u", ip, port);
 }
 
-/* Bind and listen on HOST:PORT; on failure exit 1 with one line naming it. */
+/*
+ * Bind and listen on HOST:PORT; on failure exit 1 with one line naming it. The listener
+ * is non-blocking: a client poll() announced may have gone before accept(), which must
+ * then say EAGAIN rather than wait for the next one, deaf to a stop.
+ */
 static int open_listener(const struct options *opts) {
   struct addrinfo hints;
   memset(&hints, 0, sizeof hints);
@@ -197,6 +433,8 @@ static int open_listener(const struct options *opts) {
     fprintf(stderr, "cannot bind %s:%s: %s\n", opts->host, opts->port, strerror(saved_errno));
     exit(1);
   }
+  if (fcntl(listener, F_SETFL, O_NONBLOCK) < 0)
+    die("fcntl");
   return listener;
 }
 
@@ -211,6 +449,36 @@ static void announce(int listener) {
   printf("serving on %s\n", name);
 }
 
+/* Out of descriptors (EMFILE for this process, ENFILE for the system) or memory. */
+static int out_of_descriptors(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+/*
+ * Take the next client from the backlog and name it "IP:PORT" in PEER. Returns its
+ * descriptor, or -1 when there is none to serve now: the backlog is empty (EAGAIN), the
+ * client has given up already (ECONNABORTED), or the server is out of descriptors
+ * (logged; the client stays in the backlog, so the caller rests before it retries).
+ * Anything else means the server cannot go on.
+ */
+static int accept_client(int listener, char *peer) {
+  struct sockaddr_storage addr;
+  socklen_t len = sizeof addr;
+  int client = accept(listener, (struct sockaddr *)&addr, &len);
+  if (client < 0) {
+    if (out_of_descriptors(errno))
+      fprintf(stderr, "accept: %s (resting a poll interval)\n", strerror(errno));
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR)
+      die("accept");
+    return -1;
+  }
+  format_address((struct sockaddr *)&addr, peer, PEER_NAME_SIZE);
+  /* Replies go out as soon as they are written: no waiting for Nagle's algorithm. */
+  int on = 1;
+  setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  return client;
+}
+
 /* The protocol: ASCII a-z become A-Z, every other byte is left alone. */
 static void upper_case(char *buf, size_t len) {
   for (size_t i = 0; i < len; i++)
@@ -219,26 +487,7 @@ static void upper_case(char *buf, size_t len) {
 }
 
 /*
- * send() may write only part of the buffer, or be interrupted: loop until all of it
- * is gone. MSG_NOSIGNAL turns "the client has gone" into EPIPE instead of a SIGPIPE
- * that would kill the whole server.
- */
-static int write_all(int fd, const char *buf, size_t len) {
-  while (len > 0) {
-    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR && !stop_requested)
-        continue;
-      return -1;
-    }
-    buf += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-/*
- * Log what a client wrote, trailing whitespace trimmed as the seed's strip() does. Any
+ * Log what a client wrote, trailing whitespace trimmed as the blog's strip() does. Any
  * other control byte is shown as '.': a newline or a NUL from a client must not forge a
  * log line of its own or hide what follows it.
  */
@@ -251,212 +500,27 @@ static void log_message(const char *peer, const char *buf, size_t len) {
   printf("%s wrote: %.*s\n", peer, (int)len, shown);
 }
 
-/* Replies go out as soon as they are written: no waiting for Nagle's algorithm. */
-static void disable_nagle(int client) {
-  int on = 1;
-  setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-}
-
-/* Errors that mean "this client has gone", as opposed to "the server is broken". */
-static int client_reset(int err) {
-  return err == ECONNRESET || err == EPIPE;
+/*
+ * A client's recv() or send() failed (CALL names it). ECONNRESET and EPIPE mean "this
+ * client has gone", logged as a reset; EINTR means the server is stopping, nothing to
+ * say; anything else is an error, this client's only: the server goes on.
+ */
+static void log_failure(const char *peer, const char *call) {
+  if (errno == ECONNRESET || errno == EPIPE)
+    printf("%s reset\n", peer);
+  else if (errno != EINTR)
+    fprintf(stderr, "%s %s: %s\n", peer, call, strerror(errno));
 }
 
 /*
- * Receive one message and send it back upper-cased. Returns 1 when the reply went
- * out, 0 when the session is over: the client closed or reset (both logged), or the
- * server is stopping.
+ * Send what the client's socket takes now, never waiting (MSG_DONTWAIT). Returns the
+ * bytes sent, 0 when its buffer is full, or -1. send() may take only part of the buffer,
+ * so the caller resumes where it stopped. MSG_NOSIGNAL turns "the client has gone" into
+ * EPIPE instead of a SIGPIPE that would kill the whole server.
  */
-static int echo_once(int client, const char *peer) {
-  char buf[BUFFER_SIZE];
-  ssize_t n;
-  do
-    n = recv(client, buf, sizeof buf, 0);
-  while (n < 0 && errno == EINTR && !stop_requested);
-  if (n == 0) {
-    printf("%s disconnected\n", peer);
+static ssize_t send_some(int fd, const char *buf, size_t len) {
+  ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
     return 0;
-  }
-  if (n < 0) {
-    if (client_reset(errno))
-      printf("%s reset\n", peer);
-    else if (errno != EINTR)
-      fprintf(stderr, "%s recv: %s\n", peer, strerror(errno));
-    return 0;
-  }
-  log_message(peer, buf, (size_t)n);
-  upper_case(buf, (size_t)n);
-  if (write_all(client, buf, (size_t)n) < 0) {
-    if (client_reset(errno))
-      printf("%s reset\n", peer);
-    else if (errno != EINTR)
-      fprintf(stderr, "%s send: %s\n", peer, strerror(errno));
-    return 0;
-  }
-  return 1;
-}
-
-/* The seed's handle() loop: receive and reply until the client closes its end. */
-static void handle_client(int client, const char *peer) {
-  while (echo_once(client, peer))
-    continue;
-}
-
-/*
- * One client and the thread that serves it. The accept loop allocates it on the heap:
- * a variable of the loop would be overwritten by the next client while the thread still
- * reads it. The accept loop puts it in the registry and is the only one to unlink, join
- * and free it; the thread only closes its client and marks itself finished.
- */
-struct session {
-  pthread_t thread;
-  int client;                  /* -1 once the thread has closed it */
-  int finished;                /* the thread's last word, under registry_lock */
-  char name[THREAD_NAME_SIZE]; /* "Thread-N" */
-  char speaker[THREAD_NAME_SIZE + 2 + PEER_NAME_SIZE]; /* "Thread-N: IP:PORT", for the log */
-  struct session *next;
-};
-
-/* The running sessions. `client` and `finished` change under the lock; the list itself
- * is only ever touched by the main thread. */
-static struct session *sessions = NULL;
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/*
- * A session's thread: step 2's session loop, with the thread's name on every log line.
- * SIGINT and SIGTERM are blocked here, so its recv and send never return EINTR: the
- * main thread ends a session by shutting its socket down instead.
- */
-static void *serve_session(void *arg) {
-  struct session *session = arg;
-  pthread_setname_np(pthread_self(), session->name); /* what ps -L and /proc show */
-  printf("%s connected\n", session->speaker);
-  handle_client(session->client, session->speaker);
-  pthread_mutex_lock(&registry_lock);
-  close(session->client); /* under the lock: the main thread may be shutting it down */
-  session->client = -1;
-  session->finished = 1;
-  pthread_mutex_unlock(&registry_lock);
-  return NULL;
-}
-
-/*
- * The threads are joinable, not detached: at shutdown the main thread must be able to
- * wait for every one (a detached thread still running at exit is valgrind's "possibly
- * lost", socketserver's bpo-31233). But a joinable thread that is never joined keeps its
- * stack, so the registry must not grow with every client ever served (bpo-37193): once
- * per poll interval the main thread joins the finished ones and drops them. Joining
- * under the lock is safe: a finished thread has nothing left to do but return.
- */
-static void reap_sessions(void) {
-  pthread_mutex_lock(&registry_lock);
-  struct session **link = &sessions;
-  while (*link != NULL) {
-    struct session *session = *link;
-    if (session->finished) {
-      *link = session->next;
-      pthread_join(session->thread, NULL);
-      free(session);
-    } else {
-      link = &session->next;
-    }
-  }
-  pthread_mutex_unlock(&registry_lock);
-}
-
-/*
- * Give the client a thread of its own, named in accept order. The stop signals are
- * blocked while the thread is created, so it inherits a mask without them: only the
- * main thread, the one in poll(), is ever interrupted by SIGINT or SIGTERM.
- */
-static void start_session(int client, const char *peer, unsigned long number) {
-  struct session *session = calloc(1, sizeof *session);
-  if (session == NULL) {
-    fprintf(stderr, "%s: out of memory\n", peer);
-    close(client);
-    return;
-  }
-  session->client = client;
-  snprintf(session->name, sizeof session->name, "Thread-%lu", number);
-  snprintf(session->speaker, sizeof session->speaker, "%s: %s", session->name, peer);
-  sigset_t stop_signals, previous;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
-  int rc = pthread_create(&session->thread, NULL, serve_session, session);
-  pthread_sigmask(SIG_SETMASK, &previous, NULL);
-  if (rc != 0) { /* pthread_create returns the error; it does not set errno */
-    fprintf(stderr, "%s: cannot start a thread: %s\n", session->speaker, strerror(rc));
-    close(client);
-    free(session);
-    return;
-  }
-  pthread_mutex_lock(&registry_lock);
-  session->next = sessions;
-  sessions = session;
-  pthread_mutex_unlock(&registry_lock);
-}
-
-/*
- * Stopping: shut every client's socket down, which wakes a thread blocked in recv (it
- * returns 0) or send (EPIPE) and tells the client, then wait for every thread. The joins
- * happen outside the lock, which a thread needs to finish.
- */
-static void stop_sessions(void) {
-  pthread_mutex_lock(&registry_lock);
-  for (struct session *session = sessions; session != NULL; session = session->next)
-    if (session->client >= 0)
-      shutdown(session->client, SHUT_RDWR);
-  pthread_mutex_unlock(&registry_lock);
-  while (sessions != NULL) {
-    struct session *session = sessions;
-    sessions = session->next;
-    pthread_join(session->thread, NULL);
-    free(session);
-  }
-}
-
-int main(int argc, char **argv) {
-  setvbuf(stdout, NULL, _IOLBF, 0); /* one log line at a time, even into a pipe */
-  struct options opts = parse_options(argc, argv);
-  install_signal_handlers();
-  int listener = open_listener(&opts);
-  announce(listener);
-  unsigned long threads_started = 0; /* only the main thread counts: no lock needed */
-
-  while (!stop_requested) {
-    reap_sessions();
-    /* Wait for a client, but at most one poll interval: a stop signal that arrives just
-     * before poll() starts waiting is seen when it times out. */
-    struct pollfd wanted = {.fd = listener, .events = POLLIN};
-    int ready = poll(&wanted, 1, opts.poll_ms);
-    if (ready < 0 && errno != EINTR)
-      die("poll");
-    if (ready <= 0)
-      continue;
-    struct sockaddr_storage addr;
-    socklen_t len = sizeof addr;
-    int client = accept(listener, (struct sockaddr *)&addr, &len);
-    if (client < 0) {
-      if (errno == EINTR || errno == ECONNABORTED)
-        continue;
-      if (errno != EMFILE && errno != ENFILE && errno != ENOBUFS && errno != ENOMEM)
-        die("accept");
-      /* Out of descriptors or memory: the client stays in the backlog. Retrying at once
-       * would spin, since poll() keeps saying it is there; rest one poll interval, in
-       * which finished sessions give their descriptors back. */
-      fprintf(stderr, "accept: %s (retrying in a poll interval)\n", strerror(errno));
-      poll(NULL, 0, opts.poll_ms);
-      continue;
-    }
-    char peer[PEER_NAME_SIZE];
-    format_address((struct sockaddr *)&addr, peer, sizeof peer);
-    disable_nagle(client);
-    start_session(client, peer, ++threads_started);
-  }
-
-  close(listener); /* stop accepting first: clients still in the backlog are refused */
-  stop_sessions();
-  return 0;
+  return n;
 }

@@ -1,14 +1,10 @@
 /*
  * step5_forking/server.c - an upper-case echo server with a child process per client.
  *
- * What this step adds: the seed's ForkingTCPServer. The parent only accepts: for each
- * client it fork()s a child that runs step 2's session loop and then _exit()s. Each side
- * closes the socket it does not use (the parent the client, the child the listener).
- * The parent waits in poll() with a timeout, the poll interval, and reaps finished
- * children on every tick, as socketserver's service_actions() does, so no zombie outlives
- * its client by more than that. --max-children caps the children: at the cap the parent
- * stops accepting until one ends. On SIGINT or SIGTERM it stops accepting, passes
- * SIGTERM on to its children, reaps them all (killing any left after 5 s) and exits.
+ * What this step adds: the blog's ForkingTCPServer. For each client the parent fork()s
+ * a child that runs step 2's session loop; each closes the socket it does not use. The
+ * parent reaps finished children on every poll tick; --max-children caps them. At a stop
+ * it sends its children SIGTERM, reaps them all (killing any left after 5 s) and exits.
  *
  * How to see it: `make step5`. Three clients talk at once, and `ps` shows the server
  * with one child per client; when they hang up, the children are gone, zombies too.
@@ -18,6 +14,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -29,49 +26,234 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 enum { BUFFER_SIZE = 16384 }; /* a 16 KiB message in one recv, not sixteen */
 enum { PEER_NAME_SIZE = INET6_ADDRSTRLEN + 8 }; /* "IP:PORT" */
-enum { POLL_INTERVAL_MS = 500 };                /* serve_forever's poll_interval=0.5 */
-enum { STOP_GRACE_MS = 5000 };                  /* at a stop, children get this long */
-enum { DEFAULT_MAX_CHILDREN = 40, MAX_CHILDREN_LIMIT = 100000 };
+enum { POLL_INTERVAL_MS = 500 }; /* socketserver's poll_interval=0.5 */
 
 struct options {
   const char *host;
   const char *port;
-  long max_children;
+  size_t max_children;
 };
+static const struct options default_options = {
+    .host = "127.0.0.1", .port = "9999", .max_children = 40};
 
 static const char usage_text[] =
     "usage: %s [--host HOST] [--port PORT] [--max-children N]\n"
     "\n"
     "Upper-case echo server, a child process per client.\n"
     "\n"
-    "  -H, --host HOST       address to listen on (default 127.0.0.1)\n"
-    "  -p, --port PORT       port to listen on, 0 picks a free one (default 9999)\n"
-    "      --max-children N  serve at most N clients at once, 1 to 100000 (default 40)\n"
-    "  -h, --help            print this help and exit\n";
+    "  -H, --host HOST   address to listen on (default 127.0.0.1)\n"
+    "  -p, --port PORT   port to listen on, 0 picks a free one (default 9999)\n"
+    "  -h, --help        print this help and exit\n"
+    "      --max-children N\n"
+    "                    serve at most N clients at once, 1 to 100000 (default 40)\n";
 
-/* Set by SIGINT/SIGTERM; the loops below check it whenever a call returns EINTR. */
-static volatile sig_atomic_t stop_requested = 0;
+static const struct option long_options[] = {
+    {"host", required_argument, NULL, 'H'},
+    {"port", required_argument, NULL, 'p'},
+    {"help", no_argument, NULL, 'h'},
+    {"max-children", required_argument, NULL, 'm'},
+    {NULL, 0, NULL, 0},
+};
 
-static void on_stop_signal(int signo) {
-  (void)signo;
-  stop_requested = 1;
+/* The stop. Checking a flag, then blocking in accept() or recv() would lose a signal that
+ * lands in between. So SIGINT and SIGTERM write a byte into this pipe, which every wait
+ * watches too (wait_for()): a stop that came early ends the wait at once. A self-pipe. */
+static int stop_pipe[2] = {-1, -1}; /* [0] is watched, [1] is written by the handler */
+
+/* The children not yet reaped: only their pids are signalled (not reused until reaped). */
+static pid_t children[100000]; /* --max-children at most */
+static size_t children_count = 0;
+
+/* Below the banner at the end, the same in every step: */
+static struct options parse_options(int argc, char **argv);
+static void usage(FILE *out, const char *program, int status);
+static long parse_number(const char *text, long min, long max, const char *what, const char *prog);
+static void install_signal_handlers(void); /* the stop pipe; SIGPIPE ignored */
+static void open_stop_pipe(void);
+static void close_stop_pipe(void);
+static void die(const char *what);
+static int open_listener(const struct options *opts);
+static void announce(int listener); /* the ready line */
+static int accept_client(int listener, char *peer);
+static int out_of_descriptors(int err);
+static int wait_for(int fd, short events, int timeout_ms);
+static void upper_case(char *buf, size_t len);
+static void log_message(const char *peer, const char *buf, size_t len);
+static void log_failure(const char *peer, const char *call);
+static ssize_t send_some(int fd, const char *buf, size_t len);
+
+/* This step's own helpers, after main(): */
+static void set_step_option(struct options *opts, int option, const char *arg, const char *program);
+static int echo_once(int client, const char *peer);
+static ssize_t receive(int fd, char *buf, size_t size);
+static int write_all(int fd, const char *buf, size_t len);
+static void collect_children(void);
+static void start_child(int listener, int client, const char *peer);
+static void stop_children(void);
+
+/* The blog's handle() loop: receive and reply until the client closes its end. */
+static void handle_client(int client, const char *peer) {
+  while (echo_once(client, peer)) /* a stop ends it too: echo_once's wait sees it */
+    continue;
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0); /* one log line at a time, even into a pipe */
+  struct options opts = parse_options(argc, argv);
+  install_signal_handlers();
+  int listener = open_listener(&opts);
+  announce(listener);
+
+  while (wait_for(children_count < opts.max_children ? listener : -1, POLLIN,
+                  POLL_INTERVAL_MS) >= 0) { /* a client, a tick, or a stop */
+    collect_children(); /* on every tick, as socketserver's service_actions() */
+    if (children_count >= opts.max_children)
+      continue; /* at the cap poll() ignores fd -1: clients wait in the backlog */
+    char peer[PEER_NAME_SIZE];
+    int client = accept_client(listener, peer);
+    if (client < 0) {
+      if (out_of_descriptors(errno)) /* the client stays in the backlog: rest, not spin */
+        wait_for(-1, 0, POLL_INTERVAL_MS);
+      continue;
+    }
+    printf("%s connected\n", peer);
+    start_child(listener, client, peer);
+  }
+
+  close(listener);
+  stop_children();
+  close_stop_pipe();
+  return 0;
+}
+
+/* --max-children N, this step's own option. */
+static void set_step_option(struct options *opts, int option, const char *arg,
+                            const char *program) {
+  (void)option;
+  opts->max_children = parse_number(arg, 1, 100000, "--max-children", program);
 }
 
 /*
- * Nothing to do here, on purpose. The reaping happens in the loop, as socketserver's
- * service_actions() does it: a handler runs in the middle of whatever the parent was
- * doing, so it could not safely update the table of children (nor printf). Catching
- * SIGCHLD still helps: its arrival interrupts the parent's poll(), so a child that ends
- * is reaped at once instead of at the next tick. Left at its default, SIGCHLD is
- * ignored and interrupts nothing.
+ * Receive one message and send it back upper-cased. Returns 1 when the reply went
+ * out, 0 when the session is over: the client closed or reset (both logged), or the
+ * server is stopping.
  */
-static void on_child_exit(int signo) {
+static int echo_once(int client, const char *peer) {
+  char buf[BUFFER_SIZE];
+  ssize_t n = receive(client, buf, sizeof buf);
+  if (n == 0) {
+    printf("%s disconnected\n", peer);
+    return 0;
+  }
+  if (n < 0) {
+    log_failure(peer, "recv");
+    return 0;
+  }
+  log_message(peer, buf, (size_t)n);
+  upper_case(buf, (size_t)n);
+  if (write_all(client, buf, (size_t)n) < 0) {
+    log_failure(peer, "send");
+    return 0;
+  }
+  return 1;
+}
+
+/* One recv(), after wait_for(): a stop ends the wait (-1, errno EINTR). */
+static ssize_t receive(int fd, char *buf, size_t size) {
+  if (wait_for(fd, POLLIN, -1) < 0)
+    return -1;
+  return recv(fd, buf, size, 0);
+}
+
+/*
+ * Send the whole buffer: send_some() as often as it takes. While the client's socket is
+ * full, the wait is wait_for()'s, which a stop ends.
+ */
+static int write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = send_some(fd, buf, len);
+    if (n < 0 || (n == 0 && wait_for(fd, POLLOUT, -1) < 0))
+      return -1;
+    buf += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* socketserver's collect_children(): reap every child that has ended (WNOHANG: no wait). */
+static void collect_children(void) {
+  pid_t pid;
+  while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+    for (size_t i = 0; i < children_count; i++)
+      if (children[i] == pid)
+        children[i] = children[--children_count]; /* order does not matter */
+}
+
+/* The child: step 2's session, then _exit(), never returning into the parent's loop nor
+ * flushing its stdio. A SIGTERM to it must end its session only, so it gets a stop pipe
+ * of its own before a signal, blocked across fork(), can reach its handler. */
+static void serve_in_child(int listener, int client, const char *peer, const sigset_t *mask) {
+  close(listener); /* child closes the listening socket */
+  close_stop_pipe(); /* the parent's */
+  open_stop_pipe();
+  sigprocmask(SIG_SETMASK, mask, NULL);
+  handle_client(client, peer);
+  close(client);
+  close_stop_pipe();
+  _exit(0);
+}
+
+static void start_child(int listener, int client, const char *peer) {
+  sigset_t all, previous;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &previous);
+  pid_t pid = fork();
+  if (pid == 0)
+    serve_in_child(listener, client, peer, &previous); /* does not return */
+  sigprocmask(SIG_SETMASK, &previous, NULL); /* a stop that came meanwhile lands now */
+  if (pid < 0) /* this client cannot be served; the others can */
+    fprintf(stderr, "%s fork: %s\n", peer, strerror(errno));
+  else
+    children[children_count++] = pid;
+  close(client); /* parent closes the connected socket: the child owns it now */
+}
+
+/*
+ * At a stop: SIGTERM writes each child's own stop pipe, so its session ends at its next
+ * wait. Every signal is blocked, so a child's exit (SIGCHLD) waits for sigtimedwait().
+ * A child still there 5 s after the last exit is stuck, or stopped (SIGSTOP: its SIGTERM
+ * stays pending): SIGKILL ends it either way, and the log says so.
+ */
+static void stop_children(void) {
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, NULL);
+  for (size_t i = 0; i < children_count; i++)
+    kill(children[i], SIGTERM);
+  struct timespec grace = {.tv_sec = 5};
+  do
+    collect_children();
+  while (children_count > 0 && sigtimedwait(&all, NULL, &grace) > 0);
+  for (size_t i = 0; i < children_count; i++) {
+    printf("child %ld did not stop within 5 s: killed\n", (long)children[i]);
+    kill(children[i], SIGKILL);
+    waitpid(children[i], NULL, 0); /* SIGKILL always ends it; only our own are waited for */
+  }
+}
+
+/* ---- Unchanged in every step: options, signals, listener, waits, logs, sends ---- */
+
+/* The stop signal's handler: the byte in the pipe is the whole message (see wait_for()). */
+static void on_stop_signal(int signo) {
   (void)signo;
+  int saved_errno = errno; /* the code it interrupted may be about to read errno */
+  ssize_t ignored = write(stop_pipe[1], "x", 1); /* a full pipe has a byte already */
+  (void)ignored;
+  errno = saved_errno;
 }
 
 /* The server cannot go on: name the failure on one line and exit 1. */
@@ -85,39 +267,22 @@ static void usage(FILE *out, const char *program, int status) {
   exit(status);
 }
 
-static const char *parse_port(const char *text, const char *program) {
+/* A decimal number from MIN to MAX, or the usage: strtol() alone takes " 80" and "+80". */
+static long parse_number(const char *text, long min, long max, const char *what,
+                         const char *program) {
   char *end;
   errno = 0;
-  long port = strtol(text, &end, 10); /* which takes " 80" and "+80": hence isdigit */
-  if (errno != 0 || !isdigit((unsigned char)text[0]) || *end != '\0' || port > 65535) {
-    fprintf(stderr, "%s: bad port: %s\n", program, text);
-    usage(stderr, program, 2);
-  }
-  return text;
-}
-
-static long parse_max_children(const char *text, const char *program) {
-  char *end;
-  errno = 0;
-  long n = strtol(text, &end, 10); /* which takes " 5" and "+5": hence isdigit */
-  if (errno != 0 || !isdigit((unsigned char)text[0]) || *end != '\0' || n < 1 ||
-      n > MAX_CHILDREN_LIMIT) {
-    fprintf(stderr, "%s: bad --max-children: %s\n", program, text);
+  long n = strtol(text, &end, 10);
+  if (errno != 0 || !isdigit((unsigned char)text[0]) || *end != '\0' || n < min || n > max) {
+    fprintf(stderr, "%s: bad %s: %s\n", program, what, text);
     usage(stderr, program, 2);
   }
   return n;
 }
 
+/* --host, --port and --help here; this step's own options go to set_step_option(). */
 static struct options parse_options(int argc, char **argv) {
-  static const struct option long_options[] = {
-      {"host", required_argument, NULL, 'H'},
-      {"port", required_argument, NULL, 'p'},
-      {"max-children", required_argument, NULL, 'm'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
-  struct options opts = {.host = "127.0.0.1", .port = "9999"};
-  opts.max_children = DEFAULT_MAX_CHILDREN;
+  struct options opts = default_options;
   int c;
   while ((c = getopt_long(argc, argv, "H:p:h", long_options, NULL)) != -1) {
     switch (c) {
@@ -125,16 +290,17 @@ static struct options parse_options(int argc, char **argv) {
       opts.host = optarg;
       break;
     case 'p':
-      opts.port = parse_port(optarg, argv[0]);
-      break;
-    case 'm':
-      opts.max_children = parse_max_children(optarg, argv[0]);
+      parse_number(optarg, 0, 65535, "port", argv[0]);
+      opts.port = optarg; /* getaddrinfo() takes the port as text */
       break;
     case 'h':
       usage(stdout, argv[0], 0);
       break;
-    default: /* getopt_long has already named the bad option */
+    case '?': /* getopt_long has already named the bad option */
       usage(stderr, argv[0], 2);
+      break;
+    default:
+      set_step_option(&opts, c, optarg, argv[0]);
     }
   }
   if (optind < argc) {
@@ -144,12 +310,26 @@ static struct options parse_options(int argc, char **argv) {
   return opts;
 }
 
+/* The stop pipe, non-blocking at the writing end: the handler must never wait on it. */
+static void open_stop_pipe(void) {
+  if (pipe(stop_pipe) < 0 || fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK) < 0)
+    die("pipe");
+}
+
+static void close_stop_pipe(void) {
+  close(stop_pipe[0]);
+  close(stop_pipe[1]);
+}
+
 static void install_signal_handlers(void) {
+  open_stop_pipe();
   struct sigaction action;
   memset(&action, 0, sizeof action);
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = 0; /* no SA_RESTART: a blocked accept or recv must return EINTR */
+  /* SA_RESTART: a log line is not cut short by a stop. The waits, poll() and select(),
+   * are never restarted, and they watch the pipe anyway. */
+  action.sa_flags = SA_RESTART;
   if (sigaction(SIGINT, &action, NULL) < 0 || sigaction(SIGTERM, &action, NULL) < 0)
     die("sigaction");
   /* A log that cannot be written (standard output a closed pipe) must not kill the
@@ -157,10 +337,27 @@ static void install_signal_handlers(void) {
   action.sa_handler = SIG_IGN;
   if (sigaction(SIGPIPE, &action, NULL) < 0)
     die("sigaction");
-  action.sa_handler = on_child_exit;
-  action.sa_flags = SA_NOCLDSTOP; /* only an exit matters, not a stop */
-  if (sigaction(SIGCHLD, &action, NULL) < 0)
-    die("sigaction");
+}
+
+/*
+ * Wait until FD is ready for EVENTS (POLLIN, POLLOUT), a stop arrives, or TIMEOUT_MS pass
+ * (-1: no limit; FD -1: wait for the stop and the time only). Returns 1 when FD is ready,
+ * 0 when the time is up, -1 with errno EINTR when the server is stopping, as an
+ * interrupted call would. The stop wins over a ready FD, so a client that never pauses
+ * cannot delay it, and the pipe's byte is never read: every later wait, in any thread,
+ * sees the stop too.
+ */
+static int wait_for(int fd, short events, int timeout_ms) {
+  struct pollfd fds[2] = {{.fd = stop_pipe[0], .events = POLLIN}, {.fd = fd, .events = events}};
+  int ready;
+  while ((ready = poll(fds, 2, timeout_ms)) < 0)
+    if (errno != EINTR) /* EINTR: the handler has written the pipe; poll again to see it */
+      die("poll");
+  if (fds[0].revents != 0) {
+    errno = EINTR;
+    return -1;
+  }
+  return ready > 0;
 }
 
 /* Format a numeric "IP:PORT"; never a reverse DNS lookup, which can take seconds. */
@@ -179,7 +376,11 @@ static void format_address(const struct sockaddr *addr, char *out, size_t size) 
   snprintf(out, size, "%s:%u", ip, port);
 }
 
-/* Bind and listen on HOST:PORT; on failure exit 1 with one line naming it. */
+/*
+ * Bind and listen on HOST:PORT; on failure exit 1 with one line naming it. The listener
+ * is non-blocking: a client poll() announced may have gone before accept(), which must
+ * then say EAGAIN rather than wait for the next one, deaf to a stop.
+ */
 static int open_listener(const struct options *opts) {
   struct addrinfo hints;
   memset(&hints, 0, sizeof hints);
@@ -214,6 +415,8 @@ static int open_listener(const struct options *opts) {
     fprintf(stderr, "cannot bind %s:%s: %s\n", opts->host, opts->port, strerror(saved_errno));
     exit(1);
   }
+  if (fcntl(listener, F_SETFL, O_NONBLOCK) < 0)
+    die("fcntl");
   return listener;
 }
 
@@ -228,6 +431,36 @@ static void announce(int listener) {
   printf("serving on %s\n", name);
 }
 
+/* Out of descriptors (EMFILE for this process, ENFILE for the system) or memory. */
+static int out_of_descriptors(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+/*
+ * Take the next client from the backlog and name it "IP:PORT" in PEER. Returns its
+ * descriptor, or -1 when there is none to serve now: the backlog is empty (EAGAIN), the
+ * client has given up already (ECONNABORTED), or the server is out of descriptors
+ * (logged; the client stays in the backlog, so the caller rests before it retries).
+ * Anything else means the server cannot go on.
+ */
+static int accept_client(int listener, char *peer) {
+  struct sockaddr_storage addr;
+  socklen_t len = sizeof addr;
+  int client = accept(listener, (struct sockaddr *)&addr, &len);
+  if (client < 0) {
+    if (out_of_descriptors(errno))
+      fprintf(stderr, "accept: %s (resting a poll interval)\n", strerror(errno));
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR)
+      die("accept");
+    return -1;
+  }
+  format_address((struct sockaddr *)&addr, peer, PEER_NAME_SIZE);
+  /* Replies go out as soon as they are written: no waiting for Nagle's algorithm. */
+  int on = 1;
+  setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  return client;
+}
+
 /* The protocol: ASCII a-z become A-Z, every other byte is left alone. */
 static void upper_case(char *buf, size_t len) {
   for (size_t i = 0; i < len; i++)
@@ -236,26 +469,7 @@ static void upper_case(char *buf, size_t len) {
 }
 
 /*
- * send() may write only part of the buffer, or be interrupted: loop until all of it
- * is gone. MSG_NOSIGNAL turns "the client has gone" into EPIPE instead of a SIGPIPE
- * that would kill the whole server.
- */
-static int write_all(int fd, const char *buf, size_t len) {
-  while (len > 0) {
-    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR && !stop_requested)
-        continue;
-      return -1;
-    }
-    buf += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-/*
- * Log what a client wrote, trailing whitespace trimmed as the seed's strip() does. Any
+ * Log what a client wrote, trailing whitespace trimmed as the blog's strip() does. Any
  * other control byte is shown as '.': a newline or a NUL from a client must not forge a
  * log line of its own or hide what follows it.
  */
@@ -268,203 +482,27 @@ static void log_message(const char *peer, const char *buf, size_t len) {
   printf("%s wrote: %.*s\n", peer, (int)len, shown);
 }
 
-/* Replies go out as soon as they are written: no waiting for Nagle's algorithm. */
-static void disable_nagle(int client) {
-  int on = 1;
-  setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-}
-
-/* Errors that mean "this client has gone", as opposed to "the server is broken". */
-static int client_reset(int err) {
-  return err == ECONNRESET || err == EPIPE;
+/*
+ * A client's recv() or send() failed (CALL names it). ECONNRESET and EPIPE mean "this
+ * client has gone", logged as a reset; EINTR means the server is stopping, nothing to
+ * say; anything else is an error, this client's only: the server goes on.
+ */
+static void log_failure(const char *peer, const char *call) {
+  if (errno == ECONNRESET || errno == EPIPE)
+    printf("%s reset\n", peer);
+  else if (errno != EINTR)
+    fprintf(stderr, "%s %s: %s\n", peer, call, strerror(errno));
 }
 
 /*
- * Receive one message and send it back upper-cased. Returns 1 when the reply went
- * out, 0 when the session is over: the client closed or reset (both logged), or the
- * server is stopping.
+ * Send what the client's socket takes now, never waiting (MSG_DONTWAIT). Returns the
+ * bytes sent, 0 when its buffer is full, or -1. send() may take only part of the buffer,
+ * so the caller resumes where it stopped. MSG_NOSIGNAL turns "the client has gone" into
+ * EPIPE instead of a SIGPIPE that would kill the whole server.
  */
-static int echo_once(int client, const char *peer) {
-  char buf[BUFFER_SIZE];
-  ssize_t n;
-  do
-    n = recv(client, buf, sizeof buf, 0);
-  while (n < 0 && errno == EINTR && !stop_requested);
-  if (n == 0) {
-    printf("%s disconnected\n", peer);
+static ssize_t send_some(int fd, const char *buf, size_t len) {
+  ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
     return 0;
-  }
-  if (n < 0) {
-    if (client_reset(errno))
-      printf("%s reset\n", peer);
-    else if (errno != EINTR)
-      fprintf(stderr, "%s recv: %s\n", peer, strerror(errno));
-    return 0;
-  }
-  log_message(peer, buf, (size_t)n);
-  upper_case(buf, (size_t)n);
-  if (write_all(client, buf, (size_t)n) < 0) {
-    if (client_reset(errno))
-      printf("%s reset\n", peer);
-    else if (errno != EINTR)
-      fprintf(stderr, "%s send: %s\n", peer, strerror(errno));
-    return 0;
-  }
-  return 1;
-}
-
-/* The seed's handle() loop: receive and reply until the client closes its end. */
-static void handle_client(int client, const char *peer) {
-  /* A stop ends the session even when its client never pauses: a busy client keeps
-   * recv() from blocking, so no EINTR would ever tell it. */
-  while (!stop_requested && echo_once(client, peer))
-    continue;
-}
-
-/*
- * The children the parent has forked and not yet reaped. Only these pids are ever
- * signalled: a pid stays ours until waitpid() has collected it, so it cannot have
- * been reused by an unrelated process.
- */
-struct children {
-  pid_t *pids;
-  size_t count;
-  size_t max;
-};
-
-static void forget_child(struct children *children, pid_t pid) {
-  for (size_t i = 0; i < children->count; i++) {
-    if (children->pids[i] == pid) {
-      children->pids[i] = children->pids[--children->count]; /* order does not matter */
-      return;
-    }
-  }
-}
-
-/*
- * socketserver's collect_children(): reap every child that has ended, without
- * waiting for the others (WNOHANG). Called on every turn of the loop, at least once
- * per poll interval, so a zombie lasts no longer than that. Every process this
- * server forks is a child in the table, so waitpid(-1) may reap any of them.
- */
-static void collect_children(struct children *children) {
-  pid_t pid;
-  while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-    forget_child(children, pid);
-}
-
-static long milliseconds_since(const struct timespec *start) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
-}
-
-/*
- * At shutdown: tell every child to stop and reap them all, so no orphan outlives the
- * server. A child ends its session when SIGTERM interrupts its recv() or send(). The
- * signal is sent again on every tick, because one that lands just before a child
- * enters recv() sets its flag but interrupts nothing; the next one does. A child still
- * there after the grace period is stuck, or stopped (SIGSTOP: a stopped process keeps
- * its SIGTERM pending). SIGKILL ends it either way, and the log says so.
- */
-static void stop_children(struct children *children) {
-  struct timespec start;
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  while (children->count > 0 && milliseconds_since(&start) < STOP_GRACE_MS) {
-    for (size_t i = 0; i < children->count; i++)
-      kill(children->pids[i], SIGTERM);
-    poll(NULL, 0, POLL_INTERVAL_MS); /* a child's exit (SIGCHLD) cuts this short */
-    collect_children(children);
-  }
-  for (size_t i = 0; i < children->count; i++) {
-    printf("child %ld did not stop within %d s: killed\n", (long)children->pids[i],
-           STOP_GRACE_MS / 1000);
-    kill(children->pids[i], SIGKILL);
-  }
-  while (children->count > 0) { /* SIGKILL always ends a child: wait for each */
-    pid_t pid = waitpid(-1, NULL, 0);
-    if (pid < 0 && errno != EINTR)
-      die("waitpid");
-    if (pid > 0)
-      forget_child(children, pid);
-  }
-}
-
-/*
- * The child's whole life: it closes its copy of the listening socket (only the parent
- * accepts), runs step 2's session, and ends with _exit(), never returning into the
- * parent's loop. _exit() skips the atexit and stdio clean-up that belong to the
- * parent; with line-buffered output and every log line ending in a newline, the child
- * has nothing unprinted to lose, and nothing it inherited is printed twice.
- */
-static void serve_in_child(int listener, int client, const char *peer) {
-  close(listener); /* child closes the listening socket */
-  handle_client(client, peer);
-  close(client);
-  _exit(0);
-}
-
-int main(int argc, char **argv) {
-  setvbuf(stdout, NULL, _IOLBF, 0); /* one log line at a time, even into a pipe */
-  struct options opts = parse_options(argc, argv);
-  install_signal_handlers();
-  int listener = open_listener(&opts);
-  announce(listener);
-
-  struct children children = {.max = (size_t)opts.max_children};
-  children.pids = calloc(children.max, sizeof *children.pids);
-  if (children.pids == NULL)
-    die("calloc");
-
-  while (!stop_requested) {
-    collect_children(&children); /* socketserver's service_actions() */
-    /*
-     * Wait for a client, a child's exit or a stop signal, but never longer than the
-     * poll interval, so reaping happens even when no one connects. At the cap the
-     * listener is left out (poll ignores a negative fd): new clients wait in the
-     * kernel's backlog, and the wait ends when a child does. Python blocks in
-     * waitpid() here; poll() also wakes for a stop signal, and its timeout bounds
-     * the case of a signal arriving just before the wait begins.
-     */
-    struct pollfd wait_for = {.fd = children.count < children.max ? listener : -1,
-                              .events = POLLIN};
-    int ready = poll(&wait_for, 1, POLL_INTERVAL_MS);
-    if (ready < 0 && errno != EINTR)
-      die("poll");
-    if (ready <= 0 || stop_requested)
-      continue;
-
-    struct sockaddr_storage addr;
-    socklen_t len = sizeof addr;
-    int client = accept(listener, (struct sockaddr *)&addr, &len);
-    if (client < 0) {
-      if (errno == EINTR || errno == ECONNABORTED)
-        continue;
-      if (errno != EMFILE && errno != ENFILE && errno != ENOBUFS && errno != ENOMEM)
-        die("accept");
-      /* Out of descriptors or memory: the client stays in the backlog. Retrying at once
-       * would spin, since poll() keeps saying it is there; rest one poll interval, in
-       * which finished children give their descriptors back. */
-      fprintf(stderr, "accept: %s (retrying in a poll interval)\n", strerror(errno));
-      poll(NULL, 0, POLL_INTERVAL_MS);
-      continue;
-    }
-    char peer[PEER_NAME_SIZE];
-    format_address((struct sockaddr *)&addr, peer, sizeof peer);
-    printf("%s connected\n", peer);
-    disable_nagle(client);
-    pid_t pid = fork();
-    if (pid == 0)
-      serve_in_child(listener, client, peer); /* does not return */
-    if (pid < 0) /* this client cannot be served; the others can */
-      fprintf(stderr, "%s fork: %s\n", peer, strerror(errno));
-    else
-      children.pids[children.count++] = pid;
-    close(client); /* parent closes the connected socket: the child owns it now */
-  }
-
-  close(listener); /* stop accepting: new clients are refused from here on */
-  stop_children(&children);
-  free(children.pids);
-  return 0;
+  return n;
 }

@@ -113,8 +113,8 @@ a block that says nowhere where it comes from
 
 <!-- excerpt: make --no-print-directory -s diff-2 -->
 ```diff
--/* The handler of the seed's first example: one recv, one reply, then hang up. */
-+/* The seed's handle() loop: receive and reply until the client closes its end. */
+-/* The handler of the blog's first example: one recv, one reply, then hang up. */
++/* The blog's handle() loop: receive and reply until the client closes its end. */
 ```
 
 <!-- transcript: echo half; exit 3 -->

@@ -16,7 +16,7 @@ say "Step 3: one thread waits in select() for whichever client is ready."
 start_server step3_select/server
 blank
 
-say "Three clients connect, as in the seed's Linux run, and all stay connected."
+say "Three clients connect, as in the blog's Linux run, and all stay connected."
 for n in 1 2 3; do
   start_background "client$n" tests/client --port "$PORT"
   show_log " connected$" "$n" # one at a time, so each client keeps its place in the log

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make step4 - a thread per client: seed 003's three clients at once, seen from /proc.
+# make step4 - a thread per client: the blog's three clients at once, seen from /proc.
 . "$(dirname "$0")/lib.sh"
 
 # threads_are N - the server's thread count, from /proc, is N.
@@ -17,8 +17,8 @@ show_threads() {
   done
 }
 
-say "Step 4: the accept loop waits in poll() for at most one poll interval (0.5 s),"
-say "so it notices a stop request, and gives every client a thread of its own."
+say "Step 4: every client gets a thread of its own. The accept loop waits in poll()"
+say "at most one poll interval (0.5 s), then joins the threads that have finished."
 start_server step4_threading/server
 blank
 
@@ -50,8 +50,8 @@ wait_for 10 threads_are 1
 show_threads
 blank
 
-say "A fourth client is connected and idle when the server is told to stop: the"
-say "server shuts its socket down, which ends the session, joins Thread-4, exits 0."
+say "A fourth client is connected and idle when the server is told to stop: Thread-4's"
+say "wait sees the stop pipe too, so its session ends; the server joins it, exits 0."
 start_background client4 tests/client --port "$PORT"
 show_log "^Thread-4: .* connected$"
 stop_server TERM

@@ -12,11 +12,11 @@ show_processes() {
 children_are() { [ "$(ps -o pid= --ppid "$SERVER_PID" | wc -l)" -eq "$1" ]; }
 
 say "Step 5: the parent accepts; each client gets a child process that runs"
-say "step 2's session loop, as the seed's ForkingTCPServer does."
+say "step 2's session loop, as the blog's ForkingTCPServer does."
 start_server step5_forking/server
 blank
 
-say "Three clients connect and talk at the same time, as in the seed's example 5."
+say "Three clients connect and talk at the same time, as in the blog's example 5."
 for n in 1 2 3; do
   start_background "client$n" tests/client --port "$PORT"
   show_log " connected$" "$n" # one at a time, so each client keeps its place in the log
@@ -67,7 +67,7 @@ feed C "from C"
 show_output C "no reply"
 wait_for 10 children_are 2
 show_processes
-say "A hangs up: its child ends, the parent reaps it and accepts C at once."
+say "A hangs up: its child ends, and at its next tick the parent reaps it and accepts C."
 finish A
 show_output C "recv from server"
 show_log "wrote: from C"
