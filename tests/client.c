@@ -12,6 +12,7 @@
 #include "client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <poll.h>
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -267,56 +267,70 @@ static void print_local_address(int fd) {
   fflush(stdout);
 }
 
-static volatile sig_atomic_t hold_released = 0;
+static int release_pipe[2] = {-1, -1}; /* [1] is written by the handler, [0] is watched */
 
 static void on_release(int signo) {
   (void)signo;
-  hold_released = 1;
+  int saved_errno = errno; /* the code it interrupted may be about to read errno */
+  ssize_t ignored = write(release_pipe[1], "x", 1); /* a full pipe has a byte already */
+  (void)ignored;
+  errno = saved_errno;
 }
 
 /*
  * Stay connected and silent until the end of input or SIGTERM/SIGINT, then hang up.
- * Checking the flag and then blocking in read() would lose a signal that lands between
+ * Checking a flag and then blocking in read() would lose a signal that lands between
  * the two (the test's release comes right after our "connected from" line), so the
- * signals stay blocked and only pselect() lets them in, atomically with its wait: one
- * that came early is pending and ends the wait at once. They are blocked before the
- * connect too, so a release is always a hang-up (exit 0), never an interrupted connect.
+ * handler writes a byte into a pipe that the wait watches beside standard input: a
+ * release that came early is still there (a self-pipe; it works under valgrind and the
+ * sanitizers too, which deliver signals at their own moments). The signals are blocked
+ * during the connect, so a release is always a hang-up (exit 0), never an interrupted
+ * connect.
  */
 static int hold(const struct target *target, const struct chat_options *opts) {
-  sigset_t release_signals, waiting_mask;
+  if (pipe(release_pipe) < 0 || fcntl(release_pipe[1], F_SETFL, O_NONBLOCK) < 0) {
+    fprintf(stderr, "hold: pipe: %s\n", strerror(errno));
+    return EXIT_FAILED;
+  }
+  sigset_t release_signals;
   sigemptyset(&release_signals);
   sigaddset(&release_signals, SIGTERM);
   sigaddset(&release_signals, SIGINT);
-  sigprocmask(SIG_BLOCK, &release_signals, &waiting_mask);
-  /* Wait with them open even if they came in blocked: a hold must be releasable. */
-  sigdelset(&waiting_mask, SIGTERM);
-  sigdelset(&waiting_mask, SIGINT);
+  sigprocmask(SIG_BLOCK, &release_signals, NULL);
   struct sigaction action;
   memset(&action, 0, sizeof action);
-  action.sa_handler = on_release; /* no SA_RESTART: pselect() must return EINTR */
+  action.sa_handler = on_release;
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, NULL);
   sigaction(SIGINT, &action, NULL);
   int fd = connect_target(target);
-  if (fd < 0)
-    return EXIT_FAILED;
-  print_local_address(fd);
-  char discard[256];
-  while (!hold_released) { /* set only inside pselect(), the one place they get in */
-    fd_set input;
-    FD_ZERO(&input);
-    FD_SET(STDIN_FILENO, &input);
-    int rc = pselect(STDIN_FILENO + 1, &input, NULL, NULL, NULL, &waiting_mask);
-    if (rc < 0 && errno != EINTR) {
-      fprintf(stderr, "hold: pselect: %s\n", strerror(errno));
-      break;
+  /* Open even if they came in blocked: a hold must be releasable. */
+  sigprocmask(SIG_UNBLOCK, &release_signals, NULL);
+  int status = EXIT_FAILED;
+  if (fd >= 0) {
+    print_local_address(fd);
+    struct pollfd waits[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                              {.fd = release_pipe[0], .events = POLLIN}};
+    char discard[256];
+    for (;;) {
+      if (poll(waits, 2, -1) < 0) {
+        if (errno == EINTR) /* the handler ran: the pipe says so on the next look */
+          continue;
+        fprintf(stderr, "hold: poll: %s\n", strerror(errno));
+        break;
+      }
+      if (waits[1].revents != 0) /* released */
+        break;
+      /* Readable: read() does not block; it returns 0 at the end of input. */
+      if (waits[0].revents != 0 && read(STDIN_FILENO, discard, sizeof discard) <= 0)
+        break;
     }
-    /* Readable: read() does not block; it returns 0 at the end of input. */
-    if (rc > 0 && read(STDIN_FILENO, discard, sizeof discard) <= 0)
-      break;
+    hang_up(fd, opts);
+    status = EXIT_OK;
   }
-  hang_up(fd, opts);
-  return EXIT_OK;
+  close(release_pipe[0]);
+  close(release_pipe[1]);
+  return status;
 }
 
 /* ---- numbers ------------------------------------------------------------------- */

@@ -25,22 +25,11 @@ round_trip() {
   assert_success
 }
 
-# Where a process's threads wait: the first field of /proc/PID/task/TID/syscall is the
-# number of the system call a thread is blocked in.
-case $(uname -m) in
-x86_64) SYS_SENDTO=44 ;;
-aarch64) SYS_SENDTO=206 ;;
-*) SYS_SENDTO= ;;
-esac
-need_syscall_numbers() { [ -n "$SYS_SENDTO" ] || skip "no syscall numbers for $(uname -m)"; }
-# in_send PID - a thread of PID, or of one of its children, is blocked in send().
-in_send() {
-  local pid
-  for pid in "$1" $(ps -o pid= --ppid "$1"); do
-    cat "/proc/$pid/task/"*/syscall 2>/dev/null | grep -q "^$SYS_SENDTO " && return 0
-  done
-  return 1
-}
+# in_send PID - a worker of PID (a thread other than its main one, or a child) is blocked
+# sending: in send(), or in poll(), where steps 1 to 5 wait for room to send (their send()
+# never blocks: MSG_DONTWAIT). With a flood the only client, a worker in poll() waits to
+# send: the flood never stops sending, so a wait to read would end at once.
+in_send() { blocked_in "$1" "$SYS_SENDTO" "$SYS_POLL"; }
 
 # ---------------------------------------------------------------------------------------
 # Resets at random points

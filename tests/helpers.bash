@@ -265,6 +265,30 @@ output_of() { grep -qE -- "$2" "$BATS_TEST_TMPDIR/$1.out"; }
 MISBEHAVE="$LAB/tests/tools/misbehave.py"
 misbehave() { python3 "$MISBEHAVE" --port "$SERVER_PORT" "$@"; }
 
+# Where a process's threads wait: the first field of /proc/PID/task/TID/syscall is the
+# number of the system call a thread is blocked in.
+case $(uname -m) in
+x86_64) SYS_POLL=7 SYS_SENDTO=44 ;;
+aarch64) SYS_POLL=73 SYS_SENDTO=206 ;; # ppoll: aarch64 has no poll
+*) SYS_POLL= SYS_SENDTO= ;;
+esac
+need_syscall_numbers() { [ -n "$SYS_POLL" ] || skip "no syscall numbers for $(uname -m)"; }
+
+# blocked_in PID NUMBER... - a thread of PID other than its main one, or any thread of a
+# child of PID, is blocked in one of the system calls NUMBER...
+blocked_in() {
+  local pid=$1 calls child task
+  shift
+  calls=$(IFS='|' && echo "$*")
+  for task in "/proc/$pid/task/"* $(for child in $(ps -o pid= --ppid "$pid"); do
+    echo "/proc/$child/task/"*
+  done); do
+    [ "$task" != "/proc/$pid/task/$pid" ] || continue
+    grep -qE "^($calls) " "$task/syscall" 2>/dev/null && return 0
+  done
+  return 1
+}
+
 # The state of the running server, read from /proc.
 server_threads() { awk '/^Threads:/ {print $2}' "/proc/$SERVER_PID/status"; }
 server_fds() { ls "/proc/$SERVER_PID/fd" | wc -l; }
