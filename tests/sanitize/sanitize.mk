@@ -2,7 +2,7 @@
 #
 #   make asan    AddressSanitizer + UndefinedBehaviorSanitizer: every program built in a
 #                temporary copy of the tree, then every bats suite run against it; any
-#                report fails (about 10 minutes)
+#                report fails (10 minutes on the 2-core reference machine)
 #   make tsan    ThreadSanitizer over the threaded programs: step 4, step-6 threading
 #                mode, the framework's unit tests (--no-fork); tests that count threads
 #                are left out, and listed (a few minutes)

@@ -7,7 +7,7 @@
 #                   "stress:" line of figures per server. Then the stop race
 #                   (tests/stop.bats): STOP_CYCLES start / round trip / SIGTERM cycles
 #                   per echo server, and STOP_VALGRIND_CYCLES of them under valgrind for
-#                   steps 1 and 2, where the race was. Takes DURATION on 2 cores.
+#                   steps 1 and 2, where the race was.
 #
 # The same suites run small inside `make test` (stress: 200 x 20; the stop race: 100
 # cycles, 20 under valgrind). STRESS_CONNECTIONS, STRESS_MESSAGES, STRESS_SIZES
