@@ -17,14 +17,6 @@ STEP4=$LAB/step4_threading/server
 STEP5=$LAB/step5_forking/server
 UPPER=$LAB/step6_socketserver/upper
 
-# round_trip TEXT - a new client's message is answered within a second.
-round_trip() {
-  run timeout $((5 * DEADLINE_SCALE)) "$CLIENT" --port "$SERVER_PORT" \
-    --reply-timeout $((1 * DEADLINE_SCALE)) <<<"$1"
-  assert_output "recv from server: ${1^^}"
-  assert_success
-}
-
 # in_send PID - a worker of PID (a thread other than its main one, or a child) is blocked
 # sending: in send(), or in poll(), where steps 1 to 5 wait for room to send (their send()
 # never blocks: MSG_DONTWAIT). With a flood the only client, a worker in poll() waits to

@@ -196,6 +196,32 @@ exchange() {
   exec {fd}>&-
 }
 
+# round_trip TEXT - a new client's message must be answered within a second (the client
+# says so when it is not; `timeout` ends it, for it would go on waiting).
+round_trip() {
+  run timeout $((5 * DEADLINE_SCALE)) "$CLIENT" --port "$SERVER_PORT" \
+    --reply-timeout $((1 * DEADLINE_SCALE)) <<<"$1"
+  assert_output "recv from server: ${1^^}"
+  assert_success
+}
+
+# second_client_waits - a server of one client at a time: while a first client is
+# connected, a second one's message gets no reply within a second and only the first has
+# been accepted; once the first hangs up, the second is answered.
+second_client_waits() {
+  hold_open first
+  wait_for_log "connected$"
+  client --reply-timeout 1 <<<"hello" >"$BATS_TEST_TMPDIR/second.out" &
+  local second=$!
+  wait_until 10 grep -q "no reply within" "$BATS_TEST_TMPDIR/second.out"
+  run grep -c " connected$" "$SERVER_LOG"
+  assert_output 1
+  release first
+  wait "$second"
+  run cat "$BATS_TEST_TMPDIR/second.out"
+  assert_line "recv from server: HELLO"
+}
+
 # every_byte FILE - write the 256 byte values, 0 to 255, into FILE.
 every_byte() {
   # shellcheck disable=SC2046 # one format of 256 octal escapes, word-split on purpose

@@ -59,17 +59,7 @@ setup() { start_server "$LAB/step2_loop/server"; }
 }
 
 @test "step 2: a second client waits while the first is connected, then is served" {
-  hold_open first
-  wait_for_log "connected$"
-  client --reply-timeout 1 <<<"hello" >"$BATS_TEST_TMPDIR/second.out" &
-  local second=$!
-  wait_until 10 grep -q "no reply within" "$BATS_TEST_TMPDIR/second.out"
-  run grep -c " connected$" "$SERVER_LOG"
-  assert_output 1
-  release first
-  wait "$second"
-  run cat "$BATS_TEST_TMPDIR/second.out"
-  assert_line "recv from server: HELLO"
+  second_client_waits
   stop_server
 }
 

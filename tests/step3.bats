@@ -15,15 +15,6 @@ STEP3=${STEP3:-$LAB/step3_select/server}
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"; }
 
-# round_trip TEXT - one client's message must be answered within a second (the client
-# says so when it is not; `timeout` ends it, for it would go on waiting).
-round_trip() {
-  run timeout $((5 * DEADLINE_SCALE)) "$CLIENT" --port "$SERVER_PORT" \
-    --reply-timeout $((1 * DEADLINE_SCALE)) <<<"$1"
-  assert_output "recv from server: ${1^^}"
-  assert_success
-}
-
 @test "step 3: SIGINT closes every client, logged, and exits 0" {
   start_server "$STEP3"
   hold_open a

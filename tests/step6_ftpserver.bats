@@ -52,7 +52,7 @@ still_serving() {
   [ "$(ls -A "$UP")" = fine ]
 }
 
-round_trip() {
+put_get_round_trip() {
   serve --mode "$1"
   head -c 5242880 /dev/urandom >"$BATS_TEST_TMPDIR/big"
   run client put "$BATS_TEST_TMPDIR/big" --as big.bin
@@ -72,9 +72,9 @@ round_trip() {
   [ ! -s "$SERVER_ERR" ]
 }
 
-@test "ftpserver --mode sync: 5 MiB put and get, byte-identical" { round_trip sync; }
-@test "ftpserver --mode threading: 5 MiB put and get, byte-identical" { round_trip threading; }
-@test "ftpserver --mode forking: 5 MiB put and get, byte-identical" { round_trip forking; }
+@test "ftpserver --mode sync: 5 MiB put and get, byte-identical" { put_get_round_trip sync; }
+@test "ftpserver --mode threading: 5 MiB put and get, byte-identical" { put_get_round_trip threading; }
+@test "ftpserver --mode forking: 5 MiB put and get, byte-identical" { put_get_round_trip forking; }
 
 @test "ftpserver: a put replaces a file whole; several commands on one connection" {
   serve
