@@ -436,10 +436,19 @@ bool base_server_verify_request(struct server *s, struct request *req) {
   return true;
 }
 
-/* finish_request: the handler's constructor, setup(); try: handle() finally: finish(). */
+/* finish_request: the handler's constructor, setup(); try: handle() finally: finish().
+ * The instance is the class's instance_size (a subclass's struct, struct handler first),
+ * zeroed, so a subclass's own fields start as Python's class attributes would: unset. */
 int base_server_finish_request(struct server *s, struct request *req) {
   const struct handler_class *hc = s->handler;
-  struct handler h = {
+  size_t size = hc->instance_size > sizeof(struct handler) ? hc->instance_size
+                                                           : sizeof(struct handler);
+  struct handler *h = calloc(1, size);
+  if (h == NULL) {
+    set_error(req, "cannot create the handler", errno);
+    return HANDLER_ERROR;
+  }
+  *h = (struct handler){
       .server = s,
       .request = req,
       .client_address = req->client_name,
@@ -450,16 +459,18 @@ int base_server_finish_request(struct server *s, struct request *req) {
       .wfile = {.fd = -1, .stop_fd = -1, .timeout_ms = -1},
       .user = s->user,
   };
+  int status = HANDLER_ERROR;
   errno = 0;
-  if ((hc->setup ? hc->setup : request_handler_setup)(&h) != 0) {
-    set_error(req, "setup failed", errno);
-    return HANDLER_ERROR; /* as in Python: no finish() when setup() failed */
+  if ((hc->setup ? hc->setup : request_handler_setup)(h) != 0) {
+    set_error(req, "setup failed", errno); /* as in Python: no finish() when setup() failed */
+  } else {
+    status = hc->handle ? hc->handle(h) : HANDLER_OK;
+    if (status == HANDLER_ERROR && req->error[0] == '\0')
+      set_error(req, "handler failed", errno); /* the errno of the call that failed it */
+    (hc->finish ? hc->finish : request_handler_finish)(h);
   }
-  int status = hc->handle ? hc->handle(&h) : HANDLER_OK;
-  if (status == HANDLER_ERROR && req->error[0] == '\0')
-    set_error(req, "handler failed", errno); /* the errno of the call that failed it */
-  (hc->finish ? hc->finish : request_handler_finish)(&h);
-  free(h.wfile.data); /* the framework's buffer: an override of finish cannot leak it */
+  free(h->wfile.data); /* the framework's buffer: an override of finish cannot leak it */
+  free(h);
   return status;
 }
 

@@ -142,7 +142,10 @@ struct handler {
  * RequestHandlerClass. Each member may be overridden; NULL means the default:
  * setup/finish are request_handler_setup/finish (StreamRequestHandler's or
  * DatagramRequestHandler's, whichever fits the server's socket), handle does nothing.
- * Overrides of setup and finish call the defaults as super() would.
+ * Overrides of setup and finish call the defaults as super() would. A subclass with
+ * attributes of its own declares a struct whose first member is a struct handler and
+ * names its size in instance_size; the framework then creates each instance that big,
+ * zeroed, and the subclass's methods turn h back into their struct with a cast.
  */
 struct handler_class {
   int (*setup)(struct handler *h);   /* 0, or -1: the request fails without finish */
@@ -150,6 +153,8 @@ struct handler_class {
   void (*finish)(struct handler *h); /* always runs after handle */
   double timeout;                    /* seconds a read or write may wait; 0: for ever */
   bool disable_nagle_algorithm;      /* TCP_NODELAY on the connection (TCP only) */
+  size_t instance_size;              /* a subclass's struct, which starts with a struct
+                                        handler; 0: a plain struct handler */
 };
 
 /*
