@@ -23,14 +23,14 @@ static const char ask_again[] = "请重新输入.";
 static int callcenter_handle(struct handler *h) {
   char buf[1024]; /* the seed's recv(1024) */
   ssize_t n;
-  if (reply(h, greeting, strlen(greeting)) < 0)
+  if (session_reply(h, greeting, strlen(greeting)) < 0)
     return session_status(h);
-  while ((n = receive(h, buf, sizeof buf)) > 0) {
-    size_t len = trimmed_length(buf, (size_t)n);
+  while ((n = session_receive(h, buf, sizeof buf)) > 0) {
+    size_t len = program_trimmed_length(buf, (size_t)n);
     if (len == 4 && memcmp(buf, "exit", 4) == 0)
       break; /* the caller hangs up: finish logs it as "disconnected" */
     const char *answer = len == 1 && buf[0] == '0' ? operator_reply : ask_again;
-    if (reply(h, answer, strlen(answer)) < 0)
+    if (session_reply(h, answer, strlen(answer)) < 0)
       break;
   }
   return session_status(h);

@@ -54,6 +54,7 @@ static int ftp_handle(struct handler *h) {
     int (*run)(struct handler *h, cJSON *header, const struct folder *folder);
   } commands[] = {{"put", put}, {"get", get}};
   enum { COMMANDS = sizeof commands / sizeof commands[0] };
+  const struct folder *folder = session_program(h)->data;
   cJSON *header;
   int rc = 0;
   while (rc == 0 && (header = read_header(h)) != NULL) {
@@ -61,7 +62,7 @@ static int ftp_handle(struct handler *h) {
     size_t i = 0;
     while (i < COMMANDS && !(cmd != NULL && strcmp(cmd, commands[i].name) == 0))
       i++;
-    rc = i < COMMANDS ? commands[i].run(h, header, h->user)
+    rc = i < COMMANDS ? commands[i].run(h, header, folder)
                       : send_status(h, "unknown command", NULL, 0);
     cJSON_Delete(header);
   }
@@ -77,7 +78,7 @@ int main(int argc, char **argv) {
       .options = folder_options,
       .options_help = folder_options_help,
       .parse_option = folder_parse_option,
-      .user = &folder,
+      .data = &folder,
   };
   program_parse(&ftp, argc, argv);
   if (folder_prepare(&folder) < 0)

@@ -23,11 +23,11 @@ static int threadname_handle(struct handler *h) {
   char buf[1024];              /* the seed's recv(1024) */
   char out[NAME_SIZE + sizeof buf];
   ssize_t n;
-  while ((n = receive(h, buf, sizeof buf)) > 0) {
+  while ((n = session_receive(h, buf, sizeof buf)) > 0) {
     /* One write for the whole answer: a client's single recv() gets all of it. */
     int prefix = snprintf(out, NAME_SIZE, "%s: ", current_thread_name());
     memcpy(out + prefix, buf, (size_t)n);
-    if (reply(h, out, (size_t)prefix + (size_t)n) < 0)
+    if (session_reply(h, out, (size_t)prefix + (size_t)n) < 0)
       break;
   }
   return session_status(h);

@@ -47,7 +47,7 @@ int send_frame(struct handler *h, cJSON *json) {
     for (int i = 0; i < 4; i++)
       frame[i] = (char)(len >> (8 * i) & 0xff);
     memcpy(frame + 4, text, len);
-    rc = reply(h, frame, 4 + len); /* one write: header and length travel together */
+    rc = session_reply(h, frame, 4 + len); /* one write: header and length travel together */
   }
   free(frame);
   free(text);
@@ -60,9 +60,9 @@ int send_status(struct handler *h, const char *reason, const char *name, long lo
   cJSON_AddStringToObject(status, "status", reason ? "error" : "ok");
   if (reason != NULL) {
     cJSON_AddStringToObject(status, "reason", reason);
-    log_event(h, "error: %s", reason);
+    session_log_event(h, "error: %s", reason);
   } else {
-    log_event(h, "ok: %s, %lld bytes", name, size);
+    session_log_event(h, "ok: %s, %lld bytes", name, size);
     cJSON_AddStringToObject(status, "filename", name);
     cJSON_AddNumberToObject(status, "filesize", (double)size);
   }
@@ -155,7 +155,7 @@ cJSON *read_header(struct handler *h) {
     return NULL;
   }
   text[len] = '\0';
-  log_wrote(h, text, (size_t)len);
+  session_log_wrote(h, text, (size_t)len);
   /* Each refusal ends the session: a header read two ways has no trusted filesize, so
      where the next frame starts is unknown. */
   char problem[SERVER_ERROR_SIZE];
@@ -198,13 +198,13 @@ const char folder_options_help[] =
     "                          if missing (default ./file_upload)\n"
     "      --max-size BYTES    refuse uploads larger than this (default 1 GiB)\n";
 
-int folder_parse_option(int option, const char *value, void *user) {
-  struct folder *folder = user;
+int folder_parse_option(int option, const char *value, void *data) {
+  struct folder *folder = data;
   if (option == OPT_DIR) {
     folder->dir = value;
     return value[0] != '\0' ? 0 : -1;
   }
-  folder->max_size = parse_whole(value, 0, LLONG_MAX);
+  folder->max_size = program_parse_whole(value, 0, LLONG_MAX);
   return folder->max_size >= 0 ? 0 : -1;
 }
 
@@ -356,7 +356,7 @@ int folder_receive(struct handler *h, const struct folder *folder, const char *n
      and a server starting in this folder would take it for a dead upload's. */
   if (receive_body(h, fd, size, &error) < 0) {
     if (fd >= 0 && unlink(temp) == 0)
-      log_event(h, "put %s: interrupted, nothing stored", name);
+      session_log_event(h, "put %s: interrupted, nothing stored", name);
     if (fd >= 0)
       close(fd);
     return -1;
@@ -417,7 +417,7 @@ int send_file(struct handler *h, int fd, const char *name, off_t size) {
     ssize_t n = read(fd, chunk, left < CHUNK ? (size_t)left : CHUNK);
     if (n == 0)
       errno = ENODATA; /* the file shrank: the bytes promised cannot come */
-    rc = n > 0 ? reply(h, chunk, (size_t)n) : session_failed(h, "read");
+    rc = n > 0 ? session_reply(h, chunk, (size_t)n) : session_failed(h, "read");
     left -= n;
   }
   return rc;

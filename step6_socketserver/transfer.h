@@ -46,7 +46,7 @@ struct folder {
   long long max_size; /* --max-size, bytes */
 };
 
-/* --dir and --max-size, for a struct program whose user is a struct folder. */
+/* --dir and --max-size, for a struct program whose data is a struct folder. */
 extern const struct option folder_options[];
 extern const char folder_options_help[];
 int folder_parse_option(int option, const char *value, void *folder);

@@ -7,6 +7,8 @@
  * the same handle() serves TCP, UDP (--udp), a Unix stream socket (--unix PATH) and a
  * Unix datagram socket (--unix PATH --udp). For a datagram, the packet is the one
  * message and the reply datagram goes out when the handler finishes, even empty.
+ * main() is the seed's last two lines, `server = ThreadingTCPServer(addr, Handler)` and
+ * `server.serve_forever()`: the kind, mode and address come from the command line.
  *
  * How to see it: `make step6`, or
  *   step6_socketserver/upper --mode sync      (and a second client waits)
@@ -29,9 +31,9 @@ enum { BUFFER_SIZE = 16384 };
 static int upper_handle(struct handler *h) {
   char buf[BUFFER_SIZE];
   ssize_t n;
-  while ((n = receive(h, buf, sizeof buf)) > 0) {
+  while ((n = session_receive(h, buf, sizeof buf)) > 0) {
     upper_case(buf, (size_t)n);
-    if (reply(h, buf, (size_t)n) < 0)
+    if (session_reply(h, buf, (size_t)n) < 0)
       break;
   }
   return session_status(h);
@@ -44,5 +46,11 @@ int main(int argc, char **argv) {
       .datagrams = true,
       .disable_nagle_algorithm = true, /* a long reply is several writes: send each at once */
   };
-  return program_main(&upper, argc, argv);
+  program_parse(&upper, argc, argv);
+  struct server *server = program_server_new(&upper); /* ThreadingTCPServer(addr, Handler) */
+  if (server == NULL)
+    return 1; /* why is on stderr */
+  int status = server_serve_forever(server, 0.5); /* until SIGINT or SIGTERM */
+  server_free(server);
+  return status == 0 ? 0 : 1;
 }
