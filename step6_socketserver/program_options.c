@@ -58,99 +58,19 @@ static const char datagram_help[] =
     "      --unix PATH         listen on a Unix socket at PATH instead of HOST:PORT\n"
     "                          (a stream socket, or a datagram socket with --udp)\n";
 
-static void usage(const struct program *p, FILE *out, int status) {
-  fprintf(out, "usage: %s [OPTIONS]\n\n%s\n\n%s%s%s", p->name, p->about, common_help,
-          p->datagrams ? datagram_help : "", p->options_help ? p->options_help : "");
-  fprintf(out, "  -h, --help              print this help and exit\n");
-  exit(status);
-}
-
-/* WHY, when given, says more than "bad value" (a limit, a minimum). */
-static void bad_value(const struct program *p, const char *option, const char *value,
-                      const char *why) {
-  fprintf(stderr, "%s: bad value for --%s: '%s'%s%s\n", p->name, option, value,
-          why ? ": " : "", why ? why : "");
-  usage(p, stderr, 2);
-}
-
-/* strtoll alone would take " 80", "+80" and "-0"; a number here is its digits only. */
-long long program_parse_whole(const char *text, long long min, long long max) {
-  if (text[strspn(text, "0123456789")] != '\0' || text[0] == '\0')
-    return -1;
-  errno = 0;
-  long long n = strtoll(text, NULL, 10);
-  return errno == 0 && n >= min && n <= max ? n : -1;
-}
-
 /* The timeout is kept in milliseconds (poll's unit): a shorter one would round to 0 ms,
    which is "already up" to poll() and "no timeout" to some callers. Refused, not rounded. */
 #define MIN_SECONDS 0.001
 #define MIN_SECONDS_TEXT "at least 0.001 seconds, the timeout's resolution"
 
-/* SECONDS: decimal seconds (digits, at most one point: "2", "0.5"; no sign, exponent, hex,
- * inf or nan), at most a day; -1 if not, -2 if below MIN_SECONDS. */
-static double parse_seconds(const char *text) {
-  size_t digits = strspn(text, "0123456789");
-  if (text[digits] == '.')
-    digits += 1 + strspn(text + digits + 1, "0123456789");
-  if (text[digits] != '\0' || strspn(text, ".") == digits) /* other bytes, or no digit */
-    return -1;
-  double d = strtod(text, NULL);
-  if (!isfinite(d) || d > 86400)
-    return -1;
-  return d >= MIN_SECONDS ? d : -2;
-}
-
-/* ADDRESS/BITS, IPv4 or IPv6 (BITS may be left out: the one address); 0, or -1. */
-static int parse_network(const char *text, struct program_network *net) {
-  char address[INET6_ADDRSTRLEN];
-  const char *slash = strchr(text, '/');
-  size_t len = slash ? (size_t)(slash - text) : strlen(text);
-  if (len == 0 || len >= sizeof address)
-    return -1;
-  memcpy(address, text, len);
-  address[len] = '\0';
-  net->family = strchr(address, ':') ? AF_INET6 : AF_INET;
-  int max = net->family == AF_INET6 ? 128 : 32;
-  if (inet_pton(net->family, address, net->address) != 1)
-    return -1;
-  long long bits = slash ? program_parse_whole(slash + 1, 0, max) : max;
-  if (bits < 0)
-    return -1;
-  net->bits = (int)bits;
-  return 0;
-}
-
-/* --max-children, --max-clients: how many, from 1 to a million; a bad one ends here. */
-static size_t parse_count(const struct program *p, const char *option, const char *value) {
-  long long n = program_parse_whole(value, 1, 1000000);
-  if (n < 0)
-    bad_value(p, option, value, "a decimal number from 1 to 1000000");
-  return (size_t)n;
-}
-
-static int parse_mode(const char *text, enum server_mode *mode) {
-  static const char *const names[] = {[SERVER_SYNC] = "sync", [SERVER_THREADING] = "threading",
-                                      [SERVER_FORKING] = "forking"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if (strcmp(text, names[i]) == 0) {
-      *mode = (enum server_mode)i;
-      return 0;
-    }
-  return -1;
-}
-
-/* The common options, the datagram ones if offered, then the program's own. */
-static void collect_options(const struct program *p, struct option *all) {
-  size_t n = 0;
-  const struct option *groups[] = {common_options, p->datagrams ? datagram_options : NULL,
-                                   p->options};
-  for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
-    for (const struct option *o = groups[g]; o != NULL && o->name != NULL; o++)
-      if (n + 1 < MAX_OPTIONS)
-        all[n++] = *o;
-  all[n] = (struct option){NULL, 0, NULL, 0};
-}
+static void usage(const struct program *p, FILE *out, int status);
+static void bad_value(const struct program *p, const char *option, const char *value,
+                      const char *why);
+static int parse_mode(const char *text, enum server_mode *mode);
+static size_t parse_count(const struct program *p, const char *option, const char *value);
+static double parse_seconds(const char *text);
+static int parse_network(const char *text, struct program_network *net);
+static void collect_options(const struct program *p, struct option *all);
 
 void program_parse(struct program *p, int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0); /* one log line at a time, even into a pipe */
@@ -235,4 +155,95 @@ void program_parse(struct program *p, int argc, char **argv) {
     fprintf(stderr, "%s: %s\n", p->name, misfit);
     usage(p, stderr, 2);
   }
+}
+
+/* ---- The usage, and each kind of value ---------------------------------------- */
+
+static void usage(const struct program *p, FILE *out, int status) {
+  fprintf(out, "usage: %s [OPTIONS]\n\n%s\n\n%s%s%s", p->name, p->about, common_help,
+          p->datagrams ? datagram_help : "", p->options_help ? p->options_help : "");
+  fprintf(out, "  -h, --help              print this help and exit\n");
+  exit(status);
+}
+
+/* WHY, when given, says more than "bad value" (a limit, a minimum). */
+static void bad_value(const struct program *p, const char *option, const char *value,
+                      const char *why) {
+  fprintf(stderr, "%s: bad value for --%s: '%s'%s%s\n", p->name, option, value,
+          why ? ": " : "", why ? why : "");
+  usage(p, stderr, 2);
+}
+
+/* strtoll alone would take " 80", "+80" and "-0"; a number here is its digits only. */
+long long program_parse_whole(const char *text, long long min, long long max) {
+  if (text[strspn(text, "0123456789")] != '\0' || text[0] == '\0')
+    return -1;
+  errno = 0;
+  long long n = strtoll(text, NULL, 10);
+  return errno == 0 && n >= min && n <= max ? n : -1;
+}
+
+/* SECONDS: decimal seconds (digits, at most one point: "2", "0.5"; no sign, exponent, hex,
+ * inf or nan), at most a day; -1 if not, -2 if below MIN_SECONDS. */
+static double parse_seconds(const char *text) {
+  size_t digits = strspn(text, "0123456789");
+  if (text[digits] == '.')
+    digits += 1 + strspn(text + digits + 1, "0123456789");
+  if (text[digits] != '\0' || strspn(text, ".") == digits) /* other bytes, or no digit */
+    return -1;
+  double d = strtod(text, NULL);
+  if (!isfinite(d) || d > 86400)
+    return -1;
+  return d >= MIN_SECONDS ? d : -2;
+}
+
+/* ADDRESS/BITS, IPv4 or IPv6 (BITS may be left out: the one address); 0, or -1. */
+static int parse_network(const char *text, struct program_network *net) {
+  char address[INET6_ADDRSTRLEN];
+  const char *slash = strchr(text, '/');
+  size_t len = slash ? (size_t)(slash - text) : strlen(text);
+  if (len == 0 || len >= sizeof address)
+    return -1;
+  memcpy(address, text, len);
+  address[len] = '\0';
+  net->family = strchr(address, ':') ? AF_INET6 : AF_INET;
+  int max = net->family == AF_INET6 ? 128 : 32;
+  if (inet_pton(net->family, address, net->address) != 1)
+    return -1;
+  long long bits = slash ? program_parse_whole(slash + 1, 0, max) : max;
+  if (bits < 0)
+    return -1;
+  net->bits = (int)bits;
+  return 0;
+}
+
+/* --max-children, --max-clients: how many, from 1 to a million; a bad one ends here. */
+static size_t parse_count(const struct program *p, const char *option, const char *value) {
+  long long n = program_parse_whole(value, 1, 1000000);
+  if (n < 0)
+    bad_value(p, option, value, "a decimal number from 1 to 1000000");
+  return (size_t)n;
+}
+
+static int parse_mode(const char *text, enum server_mode *mode) {
+  static const char *const names[] = {[SERVER_SYNC] = "sync", [SERVER_THREADING] = "threading",
+                                      [SERVER_FORKING] = "forking"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(text, names[i]) == 0) {
+      *mode = (enum server_mode)i;
+      return 0;
+    }
+  return -1;
+}
+
+/* The common options, the datagram ones if offered, then the program's own. */
+static void collect_options(const struct program *p, struct option *all) {
+  size_t n = 0;
+  const struct option *groups[] = {common_options, p->datagrams ? datagram_options : NULL,
+                                   p->options};
+  for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
+    for (const struct option *o = groups[g]; o != NULL && o->name != NULL; o++)
+      if (n + 1 < MAX_OPTIONS)
+        all[n++] = *o;
+  all[n] = (struct option){NULL, 0, NULL, 0};
 }
