@@ -35,12 +35,15 @@ FUZZ_PACKAGES := clang libclang-rt-14-dev libcjson-dev pkg-config
 fuzz-deps:
 	@tests/deps.sh $(FUZZ_PACKAGES)
 
+# The program layer ftpserver.c links with (programs.mk's STEP6_PROGRAM_OBJECTS, as sources).
+FUZZ_PROGRAM_LAYER := $(addprefix step6_socketserver/,program.c program_options.c \
+    program_defences.c program_session.c)
 $(FUZZ_BUILD)/fuzz_ftp_frames: $(FUZZ_DIR)/fuzz_ftp_frames.c step6_socketserver/ftpserver.c \
     step6_socketserver/transfer.c step6_socketserver/transfer.h \
-    step6_socketserver/program.c step6_socketserver/program.h \
+    $(FUZZ_PROGRAM_LAYER) step6_socketserver/program.h \
     step6_socketserver/socketserver.c step6_socketserver/socketserver.h | fuzz-deps
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< step6_socketserver/transfer.c step6_socketserver/program.c \
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< step6_socketserver/transfer.c $(FUZZ_PROGRAM_LAYER) \
 	    step6_socketserver/socketserver.c $(shell pkg-config --cflags --libs libcjson)
 
 $(FUZZ_BUILD)/fuzz_rfile: $(FUZZ_DIR)/fuzz_rfile.c \

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 static struct folder folder = {.max_size = 1 << 20};
+static struct program program = {.data = &folder}; /* the handler's session_program(h) */
 static char dir[] = "/tmp/fuzz-ftp-XXXXXX";
 
 static void check_and_empty_folder(void);
@@ -75,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   shutdown(sv[1], SHUT_WR); /* the client has said everything */
   struct request *req = calloc(1, sizeof *req);
   snprintf(req->client_name, sizeof req->client_name, "fuzz:0");
-  struct handler h = {
+  struct session session = {.handler = {
       .request = req,
       .client_address = req->client_name,
       .connection = sv[0],
@@ -83,9 +84,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       /* Nobody reads the replies: once they fill the buffer, a write times out and the
          session ends, as with a client that never reads. */
       .wfile = {.fd = sv[0], .stop_fd = -1, .timeout_ms = 50},
-      .user = &folder,
-  };
-  ftp_handle(&h);
+      .user = &program,
+  }};
+  ftp_handle(&session.handler);
   close(sv[0]);
   close(sv[1]);
   free(req);
