@@ -14,9 +14,10 @@ servers in 2000, whose figures the section shows beside ours.
 For each design, started afresh for each repetition on --port 0, pinned to its own core
 (the client to the other, as tests/bench/run.py does):
 - server CPU per connection: user + system time of the server, its threads and its
-  reaped children (utime + stime + cutime + cstime of /proc/PID/stat, as Stevens'
-  pr_cpu_time sums them), read once the warm-up's children are reaped and again once the
-  run's are, divided by the connections;
+  children (utime + stime + cutime + cstime of /proc/PID/stat, as Stevens' pr_cpu_time
+  sums them; for children that stay, such as a pool of processes, their own), read once
+  the warm-up's children are reaped and again once the run's are, divided by the
+  connections;
 - the same minus the iterative server's of the same code (steps and epoll: step 2; step 6:
   upper --mode sync; Python: TCPServer): Stevens' "process control" column;
 - connections per second and the p99 of a whole cycle (connect to end of stream), as the
@@ -110,6 +111,40 @@ def count_workers(log, offset=0):
     return connections, workers
 
 
+def state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def settle(pid, resident=None, deadline=10.0, quiet=0.2):
+    """Wait until the server's children are the ones that stay: every child that served a
+    client has ended and been reaped, so its CPU time is in the server's cutime + cstime.
+    With RESIDENT (the children that stay, e.g. a pool of processes), until no other child
+    is left; without, until no child is a zombie and the set of children has not changed
+    for QUIET seconds. Returns the children then."""
+    end, seen, since = time.monotonic() + deadline, None, time.monotonic()
+    while time.monotonic() < end:
+        kids = set(run.children(pid))
+        if kids != seen:
+            seen, since = kids, time.monotonic()
+        no_zombie = not any(state(k) == "Z" for k in kids)
+        if no_zombie and (kids <= resident if resident is not None
+                          else time.monotonic() - since >= quiet):
+            return kids
+        time.sleep(0.01)  # polling a fact (the children left), with a deadline
+    raise RuntimeError("children of %d still ending after %gs: %s" % (pid, deadline, sorted(seen)))
+
+
+def tree_ticks(pid):
+    """CPU clock ticks of the server and of every child that is still alive (a pool of
+    processes stays): each one's utime + stime + cutime + cstime, so the reaped children's
+    are in too. Read when settled, so no child is reaped between two reads."""
+    return sum(run.cpu_ticks(p) for p in run.descendants(pid))
+
+
 def measure(design, cfg, pins, logdir):
     """One repetition: a fresh server, a warm-up, the run. A dict of its figures."""
     churn = ["--churn", "-c", str(cfg.clients), "-s", str(cfg.bytes)]
@@ -122,12 +157,12 @@ def measure(design, cfg, pins, logdir):
     try:
         # The warm-up pages the program in (and Python's imports); it is not counted.
         run.bench(pins[1], server.port, churn + ["-n", "2"], cfg.timeout)
-        run.wait_children_reaped(server.pid)
+        resident = settle(server.pid)
         offset = os.path.getsize(server.log.name)
-        before = run.cpu_ticks(server.pid)
+        before = tree_ticks(server.pid)
         r = run.bench(pins[1], server.port, churn + ["-n", str(cfg.loops)], cfg.timeout)
-        run.wait_children_reaped(server.pid)
-        used_s = (run.cpu_ticks(server.pid) - before) / run.TICK
+        settle(server.pid, resident)
+        used_s = (tree_ticks(server.pid) - before) / run.TICK
     finally:
         rc, err = server.stop(read_log=read_log)
     if rc != 0:
@@ -186,9 +221,10 @@ def report(designs, results, cfg, info, pins, load_before, elapsed):
            "Workload (Stevens'): %d clients at once, each %d times: connect, send %d bytes, read "
            "them back, close (`tests/client bench --churn -c %d -n %d -s %d`, every byte checked): "
            "%s connections a repetition, after a warm-up of %d. *Server CPU* is user + system "
-           "time of the server, its threads and its reaped children over the run (utime + stime "
-           "+ cutime + cstime of `/proc/PID/stat`, as Stevens' `pr_cpu_time` sums them), per "
-           "connection. *Minus iterative* subtracts the iterative server of the same code: "
+           "time of the server, its threads and its children over the run (utime + stime "
+           "+ cutime + cstime of `/proc/PID/stat`, as Stevens' `pr_cpu_time` sums them, read "
+           "once every child that served a client is reaped; a child that stays, as in a pool "
+           "of processes, counts its own), per connection. *Minus iterative* subtracts the iterative server of the same code: "
            "Stevens' process-control time. *p99* is a whole cycle, connect to end of stream. "
            "Each figure is the median of %d repetitions, each against a fresh server. Every "
            "server logs its lines to a file on tmpfs, as in the benchmark above."
@@ -208,9 +244,10 @@ def report(designs, results, cfg, info, pins, load_before, elapsed):
         out.append("| %s | %s | %.0f | %s | %s | %.2f | %.2f |" % (
             d.stevens, d.name, cpu, minus, run.fmt_rate(med(r, "rate")), med(r, "p99_ms"),
             cpu * 5000 / 1e6))
-    out += ["", "*Minus iterative* is read against: %s." % "; ".join(
-        "%s, %s (%.0f µs/conn)" % (family, name, cpu) for family, (name, cpu) in baseline.items()),
-        "", "Linux in 2000 (Dan Kegel's run of Stevens' servers, 5,000 connections of 4,000 "
+    if baseline:
+        out += ["", "*Minus iterative* is read against: %s." % "; ".join(
+            "%s, %s (%.0f µs/conn)" % (family, name, cpu) for family, (name, cpu) in baseline.items())]
+    out += ["", "Linux in 2000 (Dan Kegel's run of Stevens' servers, 5,000 connections of 4,000 "
         "bytes, user + system seconds; N/A: Linux could not then run or measure it):", "",
         "| Stevens | design | CPU s per 5,000 conns, Linux 2000 |", "|---|---|---:|"]
     out += ["| %s | %s | %s |" % row for row in LINUX_2000]

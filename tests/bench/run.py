@@ -180,6 +180,7 @@ class Running:
                 self.proc.wait()
                 print("warning: %s did not stop within %gs of SIGTERM; killed" % (
                     self.server.name, timeout), file=sys.stderr)
+        end_leftovers(self.proc.pid, self.server.name)
         err = self.proc.stderr.read().decode(errors="replace").strip()
         self.proc.stderr.close()
         self.log.close()
@@ -188,6 +189,31 @@ class Running:
                 read_log(f)
         os.unlink(self.log.name)
         return self.proc.returncode, err
+
+
+def end_leftovers(session, name):
+    """A server that exited must have left no process of its session behind (a child it
+    did not stop would also hold its standard error open, and reading it would never end):
+    any such process is named in a warning and killed."""
+    left = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == session and fields[0] != "Z":  # its session id
+                left.append(int(entry))
+    if left:
+        print("warning: %s left %d process(es) behind after it exited: %s; killed"
+              % (name, len(left), " ".join(map(str, left))), file=sys.stderr)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return left
 
 
 def children(pid):
