@@ -18,7 +18,7 @@
 ## bench: the benchmark: every model against Python and the epoll ceiling, RESULTS.md
 ## bench-quick: a shorter benchmark, into results-quick.md
 ## bench-syscalls: the system calls per round trip of each model (strace)
-## bench-designs: Stevens' design table today, into RESULTS.md (a few minutes)
+## bench-designs: Stevens' design table today, into RESULTS.md (about 10 minutes)
 ## timeline: the who-served-whom pictures of the designs, tests/bench/timeline-*.png
 ## bench-deps: install what the benchmark needs (gnuplot, strace)
 ## bench-clean: remove what the benchmark made

@@ -64,7 +64,7 @@ DESIGNS = [
 LINUX_2000 = [
     ("serv00", "iterative", "5.5"),
     ("serv01", "fork per client", "21.5"),
-    ("serv02–03", "preforked", "7.7"),
+    ("serv02–05", "preforked (which of the variants is not recorded)", "7.7"),
     ("serv04", "preforked, process-shared mutex around accept", "N/A"),
     ("serv06", "thread per client", "N/A"),
     ("serv08", "prethreaded, main thread accepts", "6.5"),
@@ -224,26 +224,29 @@ def report(designs, results, cfg, info, pins, load_before, elapsed):
            "time of the server, its threads and its children over the run (utime + stime "
            "+ cutime + cstime of `/proc/PID/stat`, as Stevens' `pr_cpu_time` sums them, read "
            "once every child that served a client is reaped; a child that stays, as in a pool "
-           "of processes, counts its own), per connection. *Minus iterative* subtracts the iterative server of the same code: "
+           "of processes, counts its own), per connection; the kernel counts it in clock ticks of "
+           "%.0f ms, so the figure moves in steps of %.1f µs.  *Minus iterative* subtracts the iterative server of the same code: "
            "Stevens' process-control time. *p99* is a whole cycle, connect to end of stream. "
            "Each figure is the median of %d repetitions, each against a fresh server. Every "
            "server logs its lines to a file on tmpfs, as in the benchmark above."
            % (cfg.clients, cfg.loops, cfg.bytes, cfg.clients, cfg.loops, cfg.bytes,
-              "{:,}".format(total), 2 * cfg.clients, cfg.reps), "",
+              "{:,}".format(total), 2 * cfg.clients, 1000.0 / run.TICK, 1e6 / run.TICK / total,
+              cfg.reps), "",
            "| Stevens | design | server CPU µs/conn | minus iterative µs/conn | connections/s "
-           "| p99 ms | CPU s per 5,000 conns |",
-           "|---|---|---:|---:|---:|---:|---:|"]
+           "| p99 ms | CPU s per 5,000 conns | Linux 2000, s per 5,000 |",
+           "|---|---|---:|---:|---:|---:|---:|---:|"]
+    linux_2000 = {stevens: seconds for stevens, _, seconds in LINUX_2000}
     for d in designs:
         r = results.get(d.name)
         if not isinstance(r, list):
-            out.append("| %s | %s | %s | | | | |" % (d.stevens, d.name, r))
+            out.append("| %s | %s | %s | | | | | |" % (d.stevens, d.name, r))
             continue
         cpu = med(r, "cpu_us")
         base = baseline.get(d.family)
         minus = "%.0f" % (cpu - base[1]) if base else "—"
-        out.append("| %s | %s | %.0f | %s | %s | %.2f | %.2f |" % (
+        out.append("| %s | %s | %.0f | %s | %s | %.2f | %.2f | %s |" % (
             d.stevens, d.name, cpu, minus, run.fmt_rate(med(r, "rate")), med(r, "p99_ms"),
-            cpu * 5000 / 1e6))
+            cpu * 5000 / 1e6, linux_2000.get(d.stevens, "")))
     if baseline:
         out += ["", "*Minus iterative* is read against: %s." % "; ".join(
             "%s, %s (%.0f µs/conn)" % (family, name, cpu) for family, (name, cpu) in baseline.items())]
