@@ -225,10 +225,10 @@ def report(designs, results, cfg, info, pins, load_before, elapsed):
            "+ cutime + cstime of `/proc/PID/stat`, as Stevens' `pr_cpu_time` sums them, read "
            "once every child that served a client is reaped; a child that stays, as in a pool "
            "of processes, counts its own), per connection; the kernel counts it in clock ticks of "
-           "%.0f ms, so the figure moves in steps of %.1f µs.  *Minus iterative* subtracts the iterative server of the same code: "
-           "Stevens' process-control time. *p99* is a whole cycle, connect to end of stream. "
+           "%.0f ms, so the figure moves in steps of %.1f µs. *Minus iterative* subtracts "
+           "the iterative server of the same code: Stevens' process-control time. *p99* is a whole cycle, connect to end of stream. "
            "Each figure is the median of %d repetitions, each against a fresh server. Every "
-           "server logs its lines to a file on tmpfs, as in the benchmark above."
+           "server logs its lines to a file on tmpfs, as `make bench` does."
            % (cfg.clients, cfg.loops, cfg.bytes, cfg.clients, cfg.loops, cfg.bytes,
               "{:,}".format(total), 2 * cfg.clients, 1000.0 / run.TICK, 1e6 / run.TICK / total,
               cfg.reps), "",
