@@ -6,6 +6,11 @@
 #   make bench-quick      fewer loads, shorter runs (about a minute):
 #                         tests/bench/results-quick.md and throughput-quick.png
 #   make bench-syscalls   the strace pass alone: system calls per round trip, per model
+#   make bench-designs    Stevens' design table (CPU per connection of each server design,
+#                         connections/s, p99, who took each connection): the section
+#                         "designs" of tests/bench/RESULTS.md (tests/bench/designs.py)
+#   make timeline         the who-served-whom pictures, tests/bench/timeline-NAME.png
+#                         (tests/bench/timeline.py)
 #
 # None of this is part of `make test`: a benchmark is not a test. Its packages (gnuplot for
 # the plot, strace for the system calls) are installed here, not in the test dependencies.
@@ -13,6 +18,8 @@
 ## bench: the benchmark: every model against Python and the epoll ceiling, RESULTS.md
 ## bench-quick: a shorter benchmark, into results-quick.md
 ## bench-syscalls: the system calls per round trip of each model (strace)
+## bench-designs: Stevens' design table today, into RESULTS.md (about 10 minutes)
+## timeline: the who-served-whom pictures of the designs, tests/bench/timeline-*.png
 ## bench-deps: install what the benchmark needs (gnuplot, strace)
 ## bench-clean: remove what the benchmark made
 
@@ -22,7 +29,7 @@ BENCH_PACKAGES := gnuplot-nox strace python3 util-linux
 BENCH_OUTPUTS := $(BENCH_DIR)/results-quick.md $(BENCH_DIR)/results-quick.json \
                  $(BENCH_DIR)/throughput-quick.png $(BENCH_DIR)/RESULTS.json
 
-.PHONY: bench bench-quick bench-syscalls bench-deps bench-clean
+.PHONY: bench bench-quick bench-syscalls bench-designs timeline bench-deps bench-clean
 
 $(BENCH_DIR)/epoll_server: $(BENCH_DIR)/epoll_server.c
 	$(CC) $(CFLAGS) -o $@ $<
@@ -38,6 +45,12 @@ bench-quick: bench-deps all $(BENCH_PROGRAMS)
 
 bench-syscalls: bench-deps all $(BENCH_PROGRAMS)
 	python3 $(BENCH_DIR)/run.py --syscalls-only
+
+bench-designs: bench-deps all $(BENCH_PROGRAMS)
+	python3 $(BENCH_DIR)/designs.py
+
+timeline: bench-deps all
+	python3 $(BENCH_DIR)/timeline.py
 
 bench-clean:
 	rm -f $(BENCH_PROGRAMS) $(BENCH_OUTPUTS)

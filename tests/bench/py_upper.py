@@ -9,27 +9,51 @@ on Python's own socketserver, as a student would write it.
 The handler is the seeds' loop: recv(1024), then sendall(data.upper()), until end of
 stream. Like every server of the lab it logs one line per message (line-buffered, so
 one write per line, as the C servers do), since the seeds' handlers print what each
-client wrote; the benchmark sends the logs to /dev/null, but their cost stays in. The
-first line is the lab's ready line, `serving on HOST:PORT`. SIGTERM and SIGINT stop it.
+client wrote; the benchmark sends the logs to a file, but their cost stays in. As in
+the C servers, a control byte a client sent is logged as '.', so it cannot forge a line,
+and each line is one write, so threads never interleave halves of lines. The threading
+and forking servers name the worker first, as step 4 does (`Thread-N: `, `Process-PID: `),
+so the benchmark can count who served whom. The first line is the lab's ready line,
+`serving on HOST:PORT`. SIGTERM and SIGINT stop it.
 """
 import argparse
+import os
 import signal
 import socket
 import socketserver
 import sys
+import threading
+
+CONTROL_BYTES = bytes(range(32)) + b"\x7f"
+SHOWN = bytes.maketrans(CONTROL_BYTES, b"." * len(CONTROL_BYTES))
+
+
+def worker_name(mode):
+    """The prefix that names who serves: none for the one-at-a-time server."""
+    if mode == "threading":  # Python 3.10+ adds " (process_request_thread)": dropped
+        return threading.current_thread().name.split(" ")[0] + ": "
+    if mode == "forking":
+        return "Process-%d: " % os.getpid()
+    return ""
+
+
+def log(line):
+    sys.stdout.write(line + "\n")  # one write per line: see the header
 
 
 class UpperHandler(socketserver.BaseRequestHandler):
+    mode = "sync"
+
     def handle(self):
-        peer = "%s:%d" % self.client_address[:2]
-        print("%s connected" % peer)
+        peer = worker_name(self.mode) + "%s:%d" % self.client_address[:2]
+        log("%s connected" % peer)
         while True:
             data = self.request.recv(1024)
             if not data:
                 break
-            print("%s wrote: %s" % (peer, data.rstrip().decode("latin-1")))
+            log("%s wrote: %s" % (peer, data.rstrip().translate(SHOWN).decode("latin-1")))
             self.request.sendall(data.upper())
-        print("%s disconnected" % peer)
+        log("%s disconnected" % peer)
 
 
 SERVERS = {
@@ -48,6 +72,7 @@ def main():
     sys.stdout.reconfigure(line_buffering=True)
 
     server_class = SERVERS[args.mode]
+    UpperHandler.mode = args.mode
     server_class.allow_reuse_address = True
     server_class.daemon_threads = True  # a stop never waits for a client to hang up
     # The one change from Python's defaults that the load needs: a listen backlog of

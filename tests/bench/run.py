@@ -165,7 +165,9 @@ class Running:
                 time.sleep(0.01)
         return pid
 
-    def stop(self, timeout=15.0):
+    def stop(self, timeout=15.0, read_log=None):
+        """SIGTERM, then wait; READ_LOG, if given, is called with the log file, open for
+        reading, once the server has exited (the log is deleted afterwards)."""
         if self.proc.poll() is None:
             try:
                 os.kill(self.pid, signal.SIGTERM)
@@ -178,11 +180,40 @@ class Running:
                 self.proc.wait()
                 print("warning: %s did not stop within %gs of SIGTERM; killed" % (
                     self.server.name, timeout), file=sys.stderr)
+        end_leftovers(self.proc.pid, self.server.name)
         err = self.proc.stderr.read().decode(errors="replace").strip()
         self.proc.stderr.close()
         self.log.close()
+        if read_log is not None:
+            with open(self.log.name, "rb") as f:
+                read_log(f)
         os.unlink(self.log.name)
         return self.proc.returncode, err
+
+
+def end_leftovers(session, name):
+    """A server that exited must have left no process of its session behind (a child it
+    did not stop would also hold its standard error open, and reading it would never end):
+    any such process is named in a warning and killed."""
+    left = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == session and fields[0] != "Z":  # its session id
+                left.append(int(entry))
+    if left:
+        print("warning: %s left %d process(es) behind after it exited: %s; killed"
+              % (name, len(left), " ".join(map(str, left))), file=sys.stderr)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return left
 
 
 def children(pid):
@@ -569,6 +600,34 @@ plot %s
     os.unlink(datafile)
 
 
+# ---------------------------------------------------------------- RESULTS.md's sections
+
+# RESULTS.md is written by more than one program: this one writes the file, and each
+# other (tests/bench/designs.py) owns one section between these markers, which a
+# rewrite by any of them keeps.
+SECTION_BEGIN = "<!-- section %s: written by %s -->"
+SECTION_END = "<!-- end of section %s -->"
+SECTION = re.compile(r"<!-- section (\S+): written by .*? -->\n.*?<!-- end of section \1 -->\n",
+                     re.S)
+
+
+def other_sections(text, but=None):
+    """The marked sections of TEXT, each whole, except the one named BUT."""
+    return [m.group(0) for m in SECTION.finditer(text) if m.group(1) != but]
+
+
+def write_section(path, name, writer, body):
+    """Put BODY into PATH as the section NAME (replacing the old one, or appended)."""
+    old = open(path).read() if os.path.exists(path) else ""
+    section = "%s\n%s\n%s\n" % (SECTION_BEGIN % (name, writer), body.rstrip("\n"),
+                                  SECTION_END % name)
+    kept = SECTION.sub(lambda m: section if m.group(1) == name else m.group(0), old)
+    if kept == old and section not in old:
+        kept = old.rstrip("\n") + ("\n\n" if old else "") + section
+    with open(path, "w") as f:
+        f.write(kept)
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -718,8 +777,9 @@ def main():
     text = "\n".join(doc)
     print(text)
     if not cfg.syscalls_only:
+        kept = other_sections(open(cfg.out).read()) if os.path.exists(cfg.out) else []
         with open(cfg.out, "w") as f:
-            f.write(text)
+            f.write(text + "".join("\n" + k for k in kept))
         if results:
             plot(results, servers, conns_list, cfg.png)
         with open(os.path.splitext(cfg.out)[0] + ".json", "w") as f:

@@ -1,0 +1,116 @@
+#!/usr/bin/env bats
+# tests/bench.bats - the design benchmark's harness (tests/bench/designs.py, timeline.py).
+#
+# A harness that miscounts makes `make bench-designs` and `make timeline` lie, so a tiny
+# run of each checks what they parse: the client's summary, the /proc CPU reading, the
+# `connected` lines and the worker each names, the socket's owner found in /proc, and the
+# section of RESULTS.md that must survive a rewrite. Seconds, no gnuplot: the figures
+# themselves are the benchmark's, not a test's.
+
+load helpers
+
+DESIGNS="$LAB/tests/bench/designs.py"
+TIMELINE="$LAB/tests/bench/timeline.py"
+STEP4="thread per client: step 4"
+
+# One tiny run of each harness, shared by the tests below: 2 clients x 5 connections of
+# 64 B, one repetition, into a RESULTS.md that already holds other text and a stale
+# section of its own; and the timeline of 3 clients, as text.
+setup_file() {
+  for bin in "$CLIENT" "$LAB/step2_loop/server" "$LAB/step4_threading/server" \
+    "$LAB/step5_forking/server"; do
+    [ -x "$bin" ] || { echo "$bin is not built (make)" >&2; return 1; }
+  done
+  export RESULTS="$BATS_FILE_TMPDIR/RESULTS.md" BARS="$BATS_FILE_TMPDIR/bars"
+  printf '# Benchmark results\n\nkept above\n\n%s\nstale\n%s\n' \
+    '<!-- section designs: written by an older run -->' '<!-- end of section designs -->' >"$RESULTS"
+  python3 "$DESIGNS" --clients 2 --loops 5 --bytes 64 --reps 1 --out "$RESULTS" \
+    --only "iterative: step 2,$STEP4,fork per client: step 5" \
+    >"$BATS_FILE_TMPDIR/designs.out" 2>"$BATS_FILE_TMPDIR/designs.err"
+  echo $? >"$BATS_FILE_TMPDIR/designs.status"
+  python3 "$TIMELINE" --only step4,step5 --clients 3 --stagger 20 --text \
+    >"$BARS" 2>"$BATS_FILE_TMPDIR/timeline.err"
+  echo $? >"$BATS_FILE_TMPDIR/timeline.status"
+}
+
+# ran NAME - that harness exited 0 (else its stderr is shown).
+ran() {
+  [ "$(cat "$BATS_FILE_TMPDIR/$1.status")" = 0 ] ||
+    fail "$1 exit $(cat "$BATS_FILE_TMPDIR/$1.status"): $(cat "$BATS_FILE_TMPDIR/$1.err")"
+}
+
+@test "the log parser counts each worker's connected lines, and only those" {
+  # A client's text in a wrote line cannot pass for a connection; a line with no worker
+  # name counts under None.
+  run python3 -c '
+import io, sys
+sys.path.insert(0, sys.argv[1])
+import designs
+log = io.BytesIO(b"serving on 127.0.0.1:5\n"
+                 b"Thread-1: 127.0.0.1:40001 connected\n"
+                 b"Thread-1: 127.0.0.1:40001 wrote: Thread-2: 127.0.0.1:9 connected\n"
+                 b"Process-77: 127.0.0.1:40002 connected\n"
+                 b"Thread-1: 127.0.0.1:40003 connected\n"
+                 b"127.0.0.1:40004 connected\n"
+                 b"Thread-1: 127.0.0.1:40001 disconnected\n")
+conns, workers = designs.count_workers(log)
+print(conns, sorted(workers.items(), key=str))' "$LAB/tests/bench"
+  assert_success
+  assert_output "4 [('Process-77', 1), ('Thread-1', 2), (None, 1)]"
+}
+
+@test "bench-designs on a tiny run: a figure for each design" {
+  ran designs
+  # CPU µs/conn, minus iterative, connections/s, p99 ms, CPU s per 5,000: all numbers;
+  # then Linux's in 2000, where there is one.
+  local figures='[0-9]+ \| -?[0-9]+ \| [0-9.,]+ \| [0-9.]+ \| [0-9.]+ \| ([0-9.]+|N/A)? \|$' design
+  for design in "serv00 | iterative: step 2" "serv06 | $STEP4" "serv01 | fork per client: step 5"; do
+    grep -qE "^\| ${design//|/\\|} \| $figures" "$RESULTS" || fail "no row for $design: $(cat "$RESULTS")"
+  done
+  grep -qE '^\| serv00 \| iterative: step 2 \| [0-9]+ \| 0 \|' "$RESULTS" ||
+    fail "step 2 is the iterative baseline: minus itself is 0"
+  # The table is printed too.
+  grep -qF "| serv06 | $STEP4 |" "$BATS_FILE_TMPDIR/designs.out" || fail "not printed"
+}
+
+@test "bench-designs counts who took each connection from the log, or says the log cannot" {
+  ran designs
+  # Ten connections, ten threads, one each, all ten counted from the log; the warm-up's
+  # four (2 clients x 2) took Thread-1 to Thread-4 and are not counted.
+  local want="| $STEP4 | 10 | 10 | $(printf 'Thread-%d 1, ' $(seq 5 14))"
+  grep -qF -- "${want%, } |" "$RESULTS" || fail "step 4's workers: $(grep -F "$STEP4 |" "$RESULTS")"
+  grep -qF '| fork per client: step 5 | — | 10 | the log names no worker |' "$RESULTS" ||
+    fail "step 5: $(grep -F 'step 5 |' "$RESULTS")"
+  # The iterative server serves from one thread: it has no row of who took what.
+  [ "$(grep -c '^| iterative: step 2 |' "$RESULTS")" = 0 ] || fail "iterative listed as multi-worker"
+}
+
+@test "bench-designs keeps the rest of RESULTS.md and replaces only its own section" {
+  ran designs
+  grep -qx 'kept above' "$RESULTS" || fail "the rest of the file is gone: $(cat "$RESULTS")"
+  ! grep -qx 'stale' "$RESULTS" || fail "the old section is still there: $(cat "$RESULTS")"
+  [ "$(grep -c '^<!-- section designs: ' "$RESULTS")" = 1 ] || fail "section twice: $(cat "$RESULTS")"
+  [ "$(grep -c '^## Server designs' "$RESULTS")" = 1 ] || fail "table twice: $(cat "$RESULTS")"
+  grep -qx '<!-- end of section designs -->' "$RESULTS" || fail "section not closed"
+}
+
+@test "timeline --text: step 4's clients each in a thread of its own, as its log names them" {
+  ran timeline
+  local i
+  for i in 1 2 3; do
+    grep -qE "^Thread-$i client=$i start_ms=[0-9.]+ end_ms=[0-9.]+$" "$BARS" ||
+      fail "no bar for client $i in Thread-$i: $(cat "$BARS")"
+  done
+}
+
+@test "timeline --text: step 5's clients each in a child of its own, found in /proc" {
+  ran timeline
+  local bars
+  bars=$(grep '^pid ' "$BARS")
+  [ "$(wc -l <<<"$bars")" = 3 ] || fail "expected 3 bars: $(cat "$BARS")"
+  [ "$(cut -d' ' -f2 <<<"$bars" | sort -u | wc -l)" = 3 ] || fail "not 3 processes: $bars"
+  [ "$(grep -c ' client=[123] ' <<<"$bars")" = 3 ] || fail "not clients 1 to 3: $bars"
+  # A bar ends after it starts.
+  awk '{ split($4, s, "="); split($5, e, "="); if (e[2] + 0 <= s[2] + 0) exit 1 }' <<<"$bars" ||
+    fail "a bar ends before it starts: $bars"
+}
