@@ -58,3 +58,9 @@ diff:
 $(TRACE_STEPS): trace-step%: all
 	@tests/deps.sh strace iproute2 procps
 	@tests/tutorial/trace $*
+
+## nagle: the closing chapter's experiment, Nagle against delayed ACK, with its timeline (5 s)
+.PHONY: nagle
+nagle: all
+	@tests/deps.sh strace
+	@tests/tutorial/nagle --timeline
