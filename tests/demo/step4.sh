@@ -41,7 +41,8 @@ say "The system's view while they are connected: the main thread and one per cli
 show_threads
 blank
 
-say "The clients leave. Each thread ends with its client and the main thread joins it."
+say "The clients leave, and each thread ends with its client. \"Threads: 1\" shows they"
+say "have ended; that each was also joined, /proc cannot show (valgrind can)."
 for n in 1 2 3; do
   finish "client$n"
   show_log "^Thread-$n: .* disconnected$"

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # make step6 - the framework: one handler, three modes; then the seeds' own programs.
+# tests/demo/step6.sh PROGRAM runs one part alone (upper, callcenter, ftpserver,
+# threadname), as TUTORIAL.md shows each next to its program; no argument runs them all.
 . "$(dirname "$0")/lib.sh"
+PARTS="upper callcenter ftpserver threadname"
+ONLY=${1:-}
+[ -z "$ONLY" ] || [[ " $PARTS " == *" $ONLY "* ]] || fail "usage: step6.sh [$(tr ' ' '|' <<<"$PARTS")]"
 
 # The demo runs in its own folder, where the programs and the client are reached by the
 # paths the transcript shows, and the file server's ./file_upload is thrown away after.
@@ -48,65 +53,82 @@ three_clients() {
   done
 }
 
+upper() {
+  say "The upper-case echo with --mode sync: three clients at once."
+  start_server step6_socketserver/upper --mode sync
+  three_clients sync A B C
+  stop_server
+  blank
+  say "The same handler with --mode threading."
+  start_server step6_socketserver/upper --mode threading
+  three_clients threading D E F
+  stop_server
+  blank
+  say "And with --mode forking."
+  start_server step6_socketserver/upper --mode forking
+  three_clients forking G H I
+  stop_server
+}
+
+callcenter() {
+  say "Seed 000: the 10086 call center, called by the seed's own client (in Python 3)."
+  start_server step6_socketserver/callcenter
+  printf "\$ printf '1001\\\\n0\\\\nexit\\\\n' | python3 tests/seeds/callcenter_client.py 127.0.0.1 %s\n" "$PORT"
+  printf '1001\n0\nexit\n' | python3 tests/seeds/callcenter_client.py 127.0.0.1 "$PORT"
+  printf '\n' # the client's last prompt ends without one
+  show_log "disconnected$"
+  stop_server
+}
+
+ftpserver() {
+  say "Seed 002: the file server. The seed's put client sends struct.pack('i', len),"
+  say "a JSON header and the bytes, and never reads the reply; tests/client reads it."
+  start_server step6_socketserver/ftpserver
+  seq 1 20000 >numbers.txt
+  printf '$ seq 1 20000 >numbers.txt\n'
+  printf '$ python3 tests/seeds/put_client.py 127.0.0.1 %s numbers.txt\n' "$PORT"
+  python3 tests/seeds/put_client.py 127.0.0.1 "$PORT" numbers.txt
+  show_log_through "ok: numbers.txt"
+  skip_log_through "(disconnected|reset)$"
+  say "The seed's client hangs up without reading the reply. The server logs that as"
+  say "disconnected, or as reset when the reply reached the client before its close():"
+  say "which one depends on timing, so that line is left out here."
+  client get numbers.txt -o copy.txt
+  show_log_through "disconnected$"
+  printf '$ cmp numbers.txt copy.txt && ls file_upload\n'
+  cmp numbers.txt copy.txt && ls file_upload
+  say "A name that would climb out of file_upload is refused, and nothing is stored."
+  client put numbers.txt --as ../numbers.txt
+  show_log_through "disconnected$"
+  stop_server
+}
+
+threadname() {
+  say "Seed 004: which thread answers? The seed's three clients, one after another."
+  say "(The server's log is left out here: its threads write it in the order they run.)"
+  for mode in threading sync; do
+    start_server step6_socketserver/threadname --mode "$mode"
+    printf '$ python3 tests/seeds/threadname_clients.py 127.0.0.1 %s\n' "$PORT"
+    python3 tests/seeds/threadname_clients.py 127.0.0.1 "$PORT"
+    for client in 1 2 3; do skip_log_through "disconnected$"; done
+    stop_server
+    blank
+  done
+  say "Threads are numbered as Python numbers them, one per client; in sync mode the"
+  say "main thread answers everyone. (With --mode forking each client has a process of"
+  say "its own. Python would say MainThread there; the lab names it Process-PID.)"
+}
+
+if [ -n "$ONLY" ]; then
+  "$ONLY"
+  exit 0
+fi
 say "Step 6: steps 1 to 5 as a framework with the shape of Python's socketserver."
 say "A program is a handler; the mode, the socket and the rest are the framework's."
 blank
-say "The upper-case echo with --mode sync: three clients at once."
-start_server step6_socketserver/upper --mode sync
-three_clients sync A B C
-stop_server
-blank
-say "The same handler with --mode threading."
-start_server step6_socketserver/upper --mode threading
-three_clients threading D E F
-stop_server
-blank
-say "And with --mode forking."
-start_server step6_socketserver/upper --mode forking
-three_clients forking G H I
-stop_server
-blank
-
-say "Seed 000: the 10086 call center, called by the seed's own client (in Python 3)."
-start_server step6_socketserver/callcenter
-printf "\$ printf '1001\\\\n0\\\\nexit\\\\n' | python3 tests/seeds/callcenter_client.py 127.0.0.1 %s\n" "$PORT"
-printf '1001\n0\nexit\n' | python3 tests/seeds/callcenter_client.py 127.0.0.1 "$PORT"
-printf '\n' # the client's last prompt ends without one
-show_log "disconnected$"
-stop_server
-blank
-
-say "Seed 002: the file server. The seed's put client sends struct.pack('i', len),"
-say "a JSON header and the bytes, and never reads the reply; tests/client reads it."
-start_server step6_socketserver/ftpserver
-seq 1 20000 >numbers.txt
-printf '$ seq 1 20000 >numbers.txt\n'
-printf '$ python3 tests/seeds/put_client.py 127.0.0.1 %s numbers.txt\n' "$PORT"
-python3 tests/seeds/put_client.py 127.0.0.1 "$PORT" numbers.txt
-show_log_through "ok: numbers.txt"
-skip_log_through "(disconnected|reset)$"
-say "The seed's client hangs up without reading the reply. The server logs that as"
-say "disconnected, or as reset when the reply reached the client before its close()."
-client get numbers.txt -o copy.txt
-show_log_through "disconnected$"
-printf '$ cmp numbers.txt copy.txt && ls file_upload\n'
-cmp numbers.txt copy.txt && ls file_upload
-say "A name that would climb out of file_upload is refused, and nothing is stored."
-client put numbers.txt --as ../numbers.txt
-show_log_through "disconnected$"
-stop_server
-blank
-
-say "Seed 004: which thread answers? The seed's three clients, one after another."
-say "(The server's log is left out here: its threads write it in the order they run.)"
-for mode in threading sync; do
-  start_server step6_socketserver/threadname --mode "$mode"
-  printf '$ python3 tests/seeds/threadname_clients.py 127.0.0.1 %s\n' "$PORT"
-  python3 tests/seeds/threadname_clients.py 127.0.0.1 "$PORT"
-  for client in 1 2 3; do skip_log_through "disconnected$"; done
-  stop_server
-  blank
+first=yes
+for part in $PARTS; do
+  [ "$first" = yes ] || blank
+  first=no
+  "$part"
 done
-say "Threads are numbered as Python numbers them, one per client; in sync mode the"
-say "main thread answers everyone. (With --mode forking each client has a process of"
-say "its own, and the answer names it: Process-PID.)"

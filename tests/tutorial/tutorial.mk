@@ -12,6 +12,10 @@
 #   make trace-stepN       step N's server under strace -f, driven by two clients, with
 #                          its threads, process tree and sockets shown (N = 1..6;
 #                          6 is the upper program in its default mode, threading)
+#   make nagle             the closing chapter's experiment: four copies of step 2, with
+#                          and without TCP_NODELAY, replies in one send or in 1 KiB
+#                          pieces, measured; then the stalled copy's timeline under
+#                          strace (tests/tutorial/nagle --timeline; about 5 s)
 #
 # The conventions (markers, normalisation) are documented at the top of
 # tests/tutorial/check and tests/tutorial/normalise.
@@ -21,6 +25,7 @@
 ## diff-N: step N's new idea, as diff -u against the step it grows from (N = 2..6)
 ## diff: diff -u between any two steps: make diff A=N B=M
 ## trace-stepN: step N's server under strace, with its threads and sockets (N = 1..6)
+## nagle: Nagle's algorithm against delayed ACKs, measured, with a timeline (about 5 s)
 
 TRACE_STEPS := trace-step1 trace-step2 trace-step3 trace-step4 trace-step5 trace-step6
 
@@ -58,3 +63,8 @@ diff:
 $(TRACE_STEPS): trace-step%: all
 	@tests/deps.sh strace iproute2 procps
 	@tests/tutorial/trace $*
+
+.PHONY: nagle
+nagle: all
+	@tests/deps.sh strace
+	@tests/tutorial/nagle --timeline
