@@ -223,10 +223,11 @@ static void close_fd(int *fd) {
 
 /* The framework's own descriptors, besides the server socket. */
 static void close_pipes(struct server *s) {
-  close_fd(&s->state->wake_pipe[0]);
-  close_fd(&s->state->wake_pipe[1]);
-  close_fd(&s->state->children_pipe[0]);
-  close_fd(&s->state->children_pipe[1]);
+  struct server_state *state = s->state;
+  close_fd(&state->wake_pipe[0]);
+  close_fd(&state->wake_pipe[1]);
+  close_fd(&state->children_pipe[0]);
+  close_fd(&state->children_pipe[1]);
 }
 
 /* Numeric "IP:PORT" or the Unix path: never a reverse DNS lookup. */
@@ -277,7 +278,8 @@ static int resolve_address(struct server *s, const char *address) {
     errno = EINVAL;
     return -1;
   }
-  size_t skip = colon - address >= 2 && address[0] == '[' && colon[-1] == ']';
+  bool bracketed = colon - address >= 2 && address[0] == '[' && colon[-1] == ']'; /* "[V6]" */
+  int skip = bracketed ? 1 : 0;
   snprintf(host, sizeof host, "%.*s", (int)(colon - address - 2 * skip), address + skip);
   size_t len = strlen(host);
   if (len >= 2 && host[0] == '[' && host[len - 1] == ']') { /* a host given as "[::1]" */
@@ -484,10 +486,11 @@ void base_request_handler_finish(struct handler *h) { (void)h; }
  * inside serve_forever, so it watches the self-pipe; a forked child watches the pipe the
  * parent closes in server_close. Threads are cut off by shutdown(SHUT_RDWR) instead.
  */
-static int stop_fd(const struct server *s) {
-  if (s->state->in_child)
-    return s->state->children_pipe[0];
-  return s->mode == SERVER_SYNC ? s->state->wake_pipe[0] : -1;
+static int handler_stop_fd(const struct server *s) {
+  struct server_state *state = s->state;
+  if (state->in_child)
+    return state->children_pipe[0];
+  return s->mode == SERVER_SYNC ? state->wake_pipe[0] : -1;
 }
 
 int stream_request_handler_setup(struct handler *h) {
@@ -497,7 +500,7 @@ int stream_request_handler_setup(struct handler *h) {
     setsockopt(h->connection, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   }
   h->rfile.fd = h->wfile.fd = h->connection;
-  h->rfile.stop_fd = h->wfile.stop_fd = stop_fd(h->server);
+  h->rfile.stop_fd = h->wfile.stop_fd = handler_stop_fd(h->server);
   h->rfile.timeout_ms = h->wfile.timeout_ms = hc->timeout > 0 ? to_ms(hc->timeout) : -1;
   return 0;
 }
@@ -572,15 +575,18 @@ int base_server_finish_request(struct server *s, struct request *req) {
       .wfile = {.fd = -1, .stop_fd = -1, .timeout_ms = -1},
       .user = s->user,
   };
+  /* The class's methods; where it has none, the defaults. */
+  int (*setup)(struct handler *) = hc->setup ? hc->setup : request_handler_setup;
+  void (*finish)(struct handler *) = hc->finish ? hc->finish : request_handler_finish;
   int status = HANDLER_ERROR;
   errno = 0;
-  if ((hc->setup ? hc->setup : request_handler_setup)(h) != 0) {
+  if (setup(h) != 0) {
     set_error(req, "setup failed", errno); /* as in Python: no finish() when setup() failed */
   } else {
     status = hc->handle ? hc->handle(h) : HANDLER_OK;
     if (status == HANDLER_ERROR && req->error[0] == '\0')
       set_error(req, "handler failed", errno); /* the errno of the call that failed it */
-    (hc->finish ? hc->finish : request_handler_finish)(h);
+    finish(h);
   }
   free(h->wfile.data); /* the framework's buffer: an override of finish cannot leak it */
   free(h);
@@ -669,19 +675,20 @@ static int wait_for_request(struct server *s, struct pollfd fds[2], int timeout_
 }
 
 int server_serve_forever(struct server *s, double poll_interval) {
-  pthread_mutex_lock(&s->state->lock);
-  s->state->serving = true;
-  s->state->serving_thread = pthread_self();
-  s->state->serving_pid = getpid();
-  pthread_mutex_unlock(&s->state->lock);
-  atomic_store(&s->state->owner_pid, getpid());
+  struct server_state *state = s->state;
+  pthread_mutex_lock(&state->lock);
+  state->serving = true;
+  state->serving_thread = pthread_self();
+  state->serving_pid = getpid();
+  pthread_mutex_unlock(&state->lock);
+  atomic_store(&state->owner_pid, getpid());
   int status = 0;
-  while (!atomic_load(&s->state->shutdown_request)) {
+  while (!atomic_load(&state->shutdown_request)) {
     struct pollfd fds[2];
     wait_for_request(s, fds, to_ms(poll_interval), true);
     if (fds[0].revents) /* the self-pipe: a stop, maybe from a forked child */
-      atomic_store(&s->state->shutdown_request, 1);
-    if (atomic_load(&s->state->shutdown_request))
+      atomic_store(&state->shutdown_request, 1);
+    if (atomic_load(&state->shutdown_request))
       break; /* bpo-35017: nothing is accepted after shutdown() */
     if (fds[1].revents)
       status = base_server_handle_request_noblock(s);
@@ -690,13 +697,13 @@ int server_serve_forever(struct server *s, double poll_interval) {
     s->ops.service_actions(s);
   }
   char drain[64];
-  while (read(s->state->wake_pipe[0], drain, sizeof drain) > 0)
+  while (read(state->wake_pipe[0], drain, sizeof drain) > 0)
     continue;
-  atomic_store(&s->state->shutdown_request, 0);
-  pthread_mutex_lock(&s->state->lock);
-  s->state->serving = false;
-  pthread_cond_broadcast(&s->state->changed);
-  pthread_mutex_unlock(&s->state->lock);
+  atomic_store(&state->shutdown_request, 0);
+  pthread_mutex_lock(&state->lock);
+  state->serving = false;
+  pthread_cond_broadcast(&state->changed);
+  pthread_mutex_unlock(&state->lock);
   return status;
 }
 
@@ -723,13 +730,14 @@ void server_shutdown_from_signal(struct server *s) {
 }
 
 void server_shutdown(struct server *s) {
+  struct server_state *state = s->state;
   server_shutdown_from_signal(s);
-  pthread_mutex_lock(&s->state->lock);
+  pthread_mutex_lock(&state->lock);
   /* Python deadlocks when the serving thread calls shutdown(); we only ask. */
-  while (s->state->serving && s->state->serving_pid == getpid() &&
-         !pthread_equal(s->state->serving_thread, pthread_self()))
-    pthread_cond_wait(&s->state->changed, &s->state->lock);
-  pthread_mutex_unlock(&s->state->lock);
+  while (state->serving && state->serving_pid == getpid() &&
+         !pthread_equal(state->serving_thread, pthread_self()))
+    pthread_cond_wait(&state->changed, &state->lock);
+  pthread_mutex_unlock(&state->lock);
 }
 
 /*
@@ -828,11 +836,11 @@ static bool unix_path_is_stale(struct server *s) {
   int rc = connect(probe, (struct sockaddr *)&s->server_address, s->server_address_len);
   bool stale = rc < 0 && errno == ECONNREFUSED;
   close(probe);
-  errno = EADDRINUSE; /* what the caller reports if it is not */
   return stale;
 }
 
 int tcp_server_server_bind(struct server *s) {
+  struct server_state *state = s->state;
   int on = 1;
   if (s->allow_reuse_address)
     setsockopt(s->socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
@@ -842,7 +850,11 @@ int tcp_server_server_bind(struct server *s) {
     setsockopt(s->socket, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
 #endif
   int rc = bind(s->socket, (struct sockaddr *)&s->server_address, s->server_address_len);
-  if (rc < 0 && errno == EADDRINUSE && is_unix(s) && unix_path_is_stale(s)) {
+  if (rc < 0 && errno == EADDRINUSE && is_unix(s)) {
+    if (!unix_path_is_stale(s)) {
+      errno = EADDRINUSE; /* the probe's own errno is not the caller's business */
+      return -1;
+    }
     unlink(((struct sockaddr_un *)&s->server_address)->sun_path);
     rc = bind(s->socket, (struct sockaddr *)&s->server_address, s->server_address_len);
   }
@@ -850,9 +862,9 @@ int tcp_server_server_bind(struct server *s) {
     return -1;
   struct stat st;
   if (is_unix(s) && lstat(((struct sockaddr_un *)&s->server_address)->sun_path, &st) == 0) {
-    s->state->unix_path_bound = true;
-    s->state->unix_path_dev = st.st_dev;
-    s->state->unix_path_ino = st.st_ino;
+    state->unix_path_bound = true;
+    state->unix_path_dev = st.st_dev;
+    state->unix_path_ino = st.st_ino;
   }
   s->server_address_len = sizeof s->server_address;
   if (getsockname(s->socket, (struct sockaddr *)&s->server_address, &s->server_address_len) < 0)
@@ -913,13 +925,14 @@ void tcp_server_close_request(struct server *s, struct request *req) {
 /* Better than Python: the path this server bound is removed, so a restart can bind it;
  * only if it is still the file our bind made, not a newer server's after an `rm -f`. */
 void tcp_server_server_close(struct server *s) {
+  struct server_state *state = s->state;
   close_fd(&s->socket);
   const char *path = ((struct sockaddr_un *)&s->server_address)->sun_path;
   struct stat st;
-  if (s->state->unix_path_bound && !s->state->in_child && lstat(path, &st) == 0 &&
-      st.st_dev == s->state->unix_path_dev && st.st_ino == s->state->unix_path_ino)
+  if (state->unix_path_bound && !state->in_child && lstat(path, &st) == 0 &&
+      st.st_dev == state->unix_path_dev && st.st_ino == state->unix_path_ino)
     unlink(path);
-  s->state->unix_path_bound = false;
+  state->unix_path_bound = false;
 }
 
 int tcp_server_fileno(struct server *s) { return s->socket; }
@@ -977,20 +990,21 @@ struct request *udp_server_get_request(struct server *s) {
 
 /* Join the threads that have ended (bpo-37193: the registry must not grow). */
 static void join_workers(struct server *s, bool all) {
+  struct server_state *state = s->state;
   struct worker *done = NULL;
-  pthread_mutex_lock(&s->state->lock);
-  for (struct worker **p = &s->state->workers; *p != NULL;) {
+  pthread_mutex_lock(&state->lock);
+  for (struct worker **p = &state->workers; *p != NULL;) {
     struct worker *w = *p;
     if (all || w->finished) {
       *p = w->next;
       w->next = done;
       done = w;
-      s->state->worker_count--;
+      state->worker_count--;
     } else {
       p = &w->next;
     }
   }
-  pthread_mutex_unlock(&s->state->lock);
+  pthread_mutex_unlock(&state->lock);
   while (done != NULL) {
     struct worker *w = done;
     done = w->next;
@@ -1001,11 +1015,12 @@ static void join_workers(struct server *s, bool all) {
 
 /* Better than Python (bpo-40305): a handler blocked in recv cannot hang server_close. */
 static void cut_connections(struct server *s) {
-  pthread_mutex_lock(&s->state->lock);
-  for (struct worker *w = s->state->workers; w != NULL; w = w->next)
+  struct server_state *state = s->state;
+  pthread_mutex_lock(&state->lock);
+  for (struct worker *w = state->workers; w != NULL; w = w->next)
     if (w->connection >= 0)
       shutdown(w->connection, SHUT_RDWR); /* the handler reads end of stream */
-  pthread_mutex_unlock(&s->state->lock);
+  pthread_mutex_unlock(&state->lock);
 }
 
 void threading_mixin_process_request_thread(struct server *s, struct request *req) {
@@ -1036,6 +1051,7 @@ static void *worker_main(void *arg) {
 }
 
 int threading_mixin_process_request(struct server *s, struct request *req) {
+  struct server_state *state = s->state;
   join_workers(s, false);
   struct worker *w = calloc(1, sizeof *w);
   if (w == NULL) {
@@ -1044,18 +1060,18 @@ int threading_mixin_process_request(struct server *s, struct request *req) {
   }
   w->server = s;
   w->request = req;
-  w->connection = is_stream(s) ? req->fd : -1;
+  w->connection = is_stream(s) ? req->fd : -1; /* a datagram's is the server socket: not cut */
   snprintf(w->name, sizeof w->name, "Thread-%lu", atomic_fetch_add(&thread_counter, 1) + 1);
   /* Registered only once it runs (Python appends first), under the lock so the thread
      cannot finish before it is in the registry. */
-  pthread_mutex_lock(&s->state->lock);
+  pthread_mutex_lock(&state->lock);
   int rc = pthread_create(&w->thread, NULL, worker_main, w);
   if (rc == 0) {
-    w->next = s->state->workers;
-    s->state->workers = w;
-    s->state->worker_count++;
+    w->next = state->workers;
+    state->workers = w;
+    state->worker_count++;
   }
-  pthread_mutex_unlock(&s->state->lock);
+  pthread_mutex_unlock(&state->lock);
   if (rc != 0) {
     free(w);
     set_error(req, "cannot start a thread", rc);
@@ -1075,9 +1091,10 @@ void threading_mixin_server_close(struct server *s) {
 }
 
 size_t server_thread_count(struct server *s) {
-  pthread_mutex_lock(&s->state->lock);
-  size_t n = s->state->worker_count;
-  pthread_mutex_unlock(&s->state->lock);
+  struct server_state *state = s->state;
+  pthread_mutex_lock(&state->lock);
+  size_t n = state->worker_count;
+  pthread_mutex_unlock(&state->lock);
   return n;
 }
 
@@ -1098,8 +1115,11 @@ static long threads_in_process(void) {
   return n;
 }
 
+/* Drop entry I: the last one takes its place. */
 static void forget_child(struct server *s, size_t i) {
-  s->state->active_children[i] = s->state->active_children[--s->state->child_count];
+  struct server_state *state = s->state;
+  state->child_count--;
+  state->active_children[i] = state->active_children[state->child_count];
 }
 
 /*
@@ -1108,29 +1128,30 @@ static void forget_child(struct server *s, size_t i) {
  * for our own pids only, so the program's children keep their exit status.
  */
 void forking_mixin_collect_children(struct server *s, bool blocking) {
+  struct server_state *state = s->state;
   /* Not a blocking waitpid(): a stop that came just before it would wait for a child to
      end. We look, and between looks wait on the self-pipe, which a stop fills. */
-  while (s->state->child_count > 0 && s->state->child_count >= s->max_children &&
-         !atomic_load(&s->state->shutdown_request)) {
+  while (state->child_count > 0 && state->child_count >= s->max_children &&
+         !atomic_load(&state->shutdown_request)) {
     pid_t pid = waitpid(-1, NULL, WNOHANG);
     if (pid > 0) {
-      for (size_t i = 0; i < s->state->child_count; i++)
-        if (s->state->active_children[i] == pid)
+      for (size_t i = 0; i < state->child_count; i++)
+        if (state->active_children[i] == pid)
           forget_child(s, i);
     } else if (pid < 0 && errno == ECHILD) {
-      s->state->child_count = 0;
+      state->child_count = 0;
     } else if (pid == 0 || errno == EINTR) {
-      struct pollfd wake = {.fd = s->state->wake_pipe[0], .events = POLLIN};
+      struct pollfd wake = {.fd = state->wake_pipe[0], .events = POLLIN};
       if (poll(&wake, 1, CHILD_POLL_MS) > 0)
         break; /* a stop request: serve_forever sees it */
     } else {
       break;
     }
   }
-  for (size_t i = s->state->child_count; i-- > 0;) {
+  for (size_t i = state->child_count; i-- > 0;) {
     pid_t pid;
     do
-      pid = waitpid(s->state->active_children[i], NULL, blocking ? 0 : WNOHANG);
+      pid = waitpid(state->active_children[i], NULL, blocking ? 0 : WNOHANG);
     while (pid < 0 && errno == EINTR);
     if (pid > 0 || (pid < 0 && errno == ECHILD))
       forget_child(s, i);
@@ -1142,11 +1163,12 @@ void forking_mixin_service_actions(struct server *s) { forking_mixin_collect_chi
 
 /* The child: handle the one request, then _exit, never back into the server's loop. */
 static void serve_in_child(struct server *s, struct request *req) {
-  s->state->in_child = true;
-  close_fd(&s->state->children_pipe[1]); /* else the parent's close could never end our reads */
-  /* A stop signal to this child ends this session only (see on_stop_signal); one that
-     came before the connection was known ends it here. A datagram child has no connection
-     of its own and keeps the server socket: its reply goes out through it. */
+  struct server_state *state = s->state;
+  state->in_child = true;
+  close_fd(&state->children_pipe[1]); /* else the parent's close could never end our reads */
+  /* A stream child lets the listener go, and a stop signal to it ends this session only
+     (see on_stop_signal; one that came before the connection was known ends it here). A
+     datagram child keeps the server socket: its reply goes out through it. */
   if (is_stream(s)) {
     close_fd(&s->socket);
     atomic_store(&child_connection, req->fd);
@@ -1168,20 +1190,21 @@ static void serve_in_child(struct server *s, struct request *req) {
 }
 
 int forking_mixin_process_request(struct server *s, struct request *req) {
+  struct server_state *state = s->state;
   long threads = threads_in_process();
   if (threads > 1) { /* the child could inherit a lock held by another thread (gh-100228) */
     snprintf(req->error, sizeof req->error, "fork refused: the process runs %ld threads", threads);
     return HANDLER_ERROR;
   }
-  if (s->state->child_count == s->state->child_capacity) {
-    size_t cap = s->state->child_capacity ? 2 * s->state->child_capacity : 16;
-    pid_t *pids = realloc(s->state->active_children, cap * sizeof *pids);
+  if (state->child_count == state->child_capacity) {
+    size_t cap = state->child_capacity ? 2 * state->child_capacity : 16;
+    pid_t *pids = realloc(state->active_children, cap * sizeof *pids);
     if (pids == NULL) {
       set_error(req, "fork", errno);
       return HANDLER_ERROR;
     }
-    s->state->active_children = pids;
-    s->state->child_capacity = cap;
+    state->active_children = pids;
+    state->child_capacity = cap;
   }
   fflush(NULL); /* or the child would print our buffered output again */
   pid_t pid = fork();
@@ -1191,7 +1214,7 @@ int forking_mixin_process_request(struct server *s, struct request *req) {
   }
   if (pid == 0)
     serve_in_child(s, req);
-  s->state->active_children[s->state->child_count++] = pid;
+  state->active_children[state->child_count++] = pid;
   s->ops.close_request(s, req); /* close, not shutdown: the child owns the connection */
   return HANDLER_OK;
 }
@@ -1199,14 +1222,15 @@ int forking_mixin_process_request(struct server *s, struct request *req) {
 /* Reap children until none is left (true), or none has ended for MS milliseconds: a
  * slow but steady end (hundreds of children, or children under valgrind) is no hang. */
 static bool children_end_within(struct server *s, int ms) {
+  struct server_state *state = s->state;
   double deadline = now() + ms / 1000.0;
-  size_t left = s->state->child_count;
+  size_t left = state->child_count;
   for (;;) {
     forking_mixin_collect_children(s, false);
-    if (s->state->child_count == 0)
+    if (state->child_count == 0)
       return true;
-    if (s->state->child_count < left) {
-      left = s->state->child_count;
+    if (state->child_count < left) {
+      left = state->child_count;
       deadline = now() + ms / 1000.0;
     }
     if (now() >= deadline)
@@ -1227,20 +1251,21 @@ static void signal_children(struct server *s, int signo) {
  * closed and ends; then SIGKILL for what is left. Either way it is said on stderr.
  */
 void forking_mixin_server_close(struct server *s) {
+  struct server_state *state = s->state;
   tcp_server_server_close(s);
   if (!s->block_on_close) {
     forking_mixin_collect_children(s, false);
     return;
   }
-  close_fd(&s->state->children_pipe[1]);
+  close_fd(&state->children_pipe[1]);
   if (children_end_within(s, CHILD_GRACE_MS))
     return;
   fprintf(stderr, "stopping: %zu children still running after %d ms: SIGCONT\n",
-          s->state->child_count, CHILD_GRACE_MS);
+          state->child_count, CHILD_GRACE_MS);
   signal_children(s, SIGCONT);
   if (children_end_within(s, CHILD_CONT_MS))
     return;
-  fprintf(stderr, "stopping: %zu children still running: SIGKILL\n", s->state->child_count);
+  fprintf(stderr, "stopping: %zu children still running: SIGKILL\n", state->child_count);
   signal_children(s, SIGKILL);
   forking_mixin_collect_children(s, true); /* SIGKILL cannot be caught: this is short */
 }
@@ -1354,15 +1379,16 @@ int server_fileno(struct server *s) { return s->ops.fileno(s); }
 void server_free(struct server *s) {
   if (s == NULL)
     return;
+  struct server_state *state = s->state;
   s->ops.server_close(s);
   cut_connections(s); /* threads server_close did not wait for: memory goes away now */
   join_workers(s, true);
   release_signals(s); /* last: a stop signal during the clean-up is not the default's */
   close_pipes(s);
-  pthread_mutex_destroy(&s->state->lock);
-  pthread_cond_destroy(&s->state->changed);
-  free(s->state->active_children);
-  free(s->state->packet_buffer);
-  free(s->state);
+  pthread_mutex_destroy(&state->lock);
+  pthread_cond_destroy(&state->changed);
+  free(state->active_children);
+  free(state->packet_buffer);
+  free(state);
   free(s);
 }

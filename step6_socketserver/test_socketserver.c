@@ -1034,6 +1034,43 @@ static void test_addresses_refused(void) {
   server_free(s);
 }
 
+/* The header's example is a whole server, and must compile as written: it is cut out of
+ * the comment (each line loses its " *   ") and handed to the compiler, syntax only. */
+static void test_header_example(void) {
+  const char *slash = strrchr(__FILE__, '/'); /* the header sits beside this file */
+  int dir_len = slash != NULL ? (int)(slash - __FILE__) : 1;
+  const char *dir = slash != NULL ? __FILE__ : ".";
+  char header[256], example[256], command[1024];
+  snprintf(header, sizeof header, "%.*s/socketserver.h", dir_len, dir);
+  snprintf(example, sizeof example, "%s/example.c", tmpdir);
+  FILE *in = fopen(header, "r");
+  FILE *out = fopen(example, "w");
+  CHECK(in != NULL && out != NULL);
+  char line[256];
+  bool inside = false, seen_main = false, complete = false;
+  while (in != NULL && out != NULL && !complete && fgets(line, sizeof line, in) != NULL) {
+    if (strcmp(line, " *   #include \"socketserver.h\"\n") == 0)
+      inside = true;
+    if (!inside)
+      continue;
+    fputs(strncmp(line, " *   ", 5) == 0 ? line + 5 : "\n", out);
+    if (strncmp(line, " *   int main(", 14) == 0)
+      seen_main = true;
+    complete = seen_main && strcmp(line, " *   }\n") == 0;
+  }
+  if (in != NULL)
+    fclose(in);
+  if (out != NULL)
+    fclose(out);
+  CHECK(complete);
+  const char *cc = getenv("CC") != NULL ? getenv("CC") : "cc";
+  snprintf(command, sizeof command,
+           "%s -std=c11 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -I '%.*s' '%s'", cc,
+           dir_len, dir, example);
+  int status = system(command);
+  CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /* ---- The runner -------------------------------------------------------------------------- */
 
 static const struct {
@@ -1064,6 +1101,7 @@ static const struct {
     {"tiny_timeout_is_a_timeout", test_tiny_timeout_is_a_timeout, true},
     {"eintr_after_deadline", test_eintr_after_deadline, false},
     {"addresses_refused", test_addresses_refused, false},
+    {"header_example", test_header_example, true}, /* system() forks the compiler */
 };
 
 /* No words: every test. */
@@ -1095,7 +1133,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   no_fork = argc > 1 && strcmp(argv[1], "--no-fork") == 0;
-  char **words = argv + 1 + no_fork;
+  char **words = no_fork ? argv + 2 : argv + 1;
   signal(SIGALRM, on_alarm);
   int passed = 0, failed = 0;
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
@@ -1108,7 +1146,10 @@ int main(int argc, char **argv) {
     alarm(0);
     bool ok = checks_failed == before;
     printf("%s %s\n", ok ? "ok  " : "FAIL", tests[i].name);
-    ok ? passed++ : failed++;
+    if (ok)
+      passed++;
+    else
+      failed++;
   }
   remove_tmpdir();
   printf("%d passed, %d failed\n", passed, failed);
