@@ -152,29 +152,37 @@ static const struct handler_class datagram_request_handler = {
     .finish = datagram_request_handler_finish,
 };
 
-enum { MRO_LENGTH = 4 }; /* the longest: a mix-in, UDPServer, TCPServer, BaseServer */
+enum { CLASS_MRO_LENGTH = 3 }; /* the longest: UDPServer, TCPServer, BaseServer */
 
-/* A socket class: its class attributes and its bases. The Unix classes are TCPServer and
- * UDPServer with another address_family, as in Python. */
+/* A socket class: its class attributes, and its __mro__ (the class, then its bases). The
+ * Unix classes are TCPServer and UDPServer with another address_family, as in Python. */
 struct server_class {
   int address_family, socket_type;
   const struct handler_class *request_handler; /* the fitting handler base class */
-  const struct server_ops *bases[MRO_LENGTH - 1]; /* itself first, then its bases */
+  const struct server_ops *mro[CLASS_MRO_LENGTH];
 };
 
 static const struct server_class server_classes[] = {
-    [SERVER_TCP] = {AF_INET, SOCK_STREAM, &stream_request_handler,
-                    {&tcp_server_methods, &base_server_methods}},
-    [SERVER_UDP] = {AF_INET, SOCK_DGRAM, &datagram_request_handler,
-                    {&udp_server_methods, &tcp_server_methods, &base_server_methods}},
-    [SERVER_UNIX_STREAM] = {AF_UNIX, SOCK_STREAM, &stream_request_handler,
-                            {&tcp_server_methods, &base_server_methods}},
-    [SERVER_UNIX_DGRAM] = {AF_UNIX, SOCK_DGRAM, &datagram_request_handler,
-                           {&udp_server_methods, &tcp_server_methods, &base_server_methods}},
+    [SERVER_TCP] = {.address_family = AF_INET,
+                    .socket_type = SOCK_STREAM,
+                    .request_handler = &stream_request_handler,
+                    .mro = {&tcp_server_methods, &base_server_methods}},
+    [SERVER_UDP] = {.address_family = AF_INET,
+                    .socket_type = SOCK_DGRAM,
+                    .request_handler = &datagram_request_handler,
+                    .mro = {&udp_server_methods, &tcp_server_methods, &base_server_methods}},
+    [SERVER_UNIX_STREAM] = {.address_family = AF_UNIX,
+                            .socket_type = SOCK_STREAM,
+                            .request_handler = &stream_request_handler,
+                            .mro = {&tcp_server_methods, &base_server_methods}},
+    [SERVER_UNIX_DGRAM] = {.address_family = AF_UNIX,
+                           .socket_type = SOCK_DGRAM,
+                           .request_handler = &datagram_request_handler,
+                           .mro = {&udp_server_methods, &tcp_server_methods, &base_server_methods}},
 };
 
 static const struct server_ops *const mixins[] = {
-    [SERVER_SYNC] = NULL,
+    [SERVER_SYNC] = NULL, /* no mix-in */
     [SERVER_THREADING] = &threading_mixin_methods,
     [SERVER_FORKING] = &forking_mixin_methods,
 };
@@ -1260,8 +1268,8 @@ void forking_mixin_server_close(struct server *s) {
   close_fd(&state->children_pipe[1]);
   if (children_end_within(s, CHILD_GRACE_MS))
     return;
-  fprintf(stderr, "stopping: %zu children still running after %d ms: SIGCONT\n",
-          state->child_count, CHILD_GRACE_MS);
+  fprintf(stderr, "stopping: %zu children still running after %d ms: SIGCONT\n", state->child_count,
+          CHILD_GRACE_MS);
   signal_children(s, SIGCONT);
   if (children_end_within(s, CHILD_CONT_MS))
     return;
@@ -1276,9 +1284,7 @@ size_t server_active_children(struct server *s) { return s->state->child_count; 
 
 /* Every method NULL in OPS so far comes from CLASS_METHODS (a method found stays). */
 static void inherit(struct server_ops *ops, const struct server_ops *class_methods) {
-#define INHERIT(method)                                                                     \
-  if (ops->method == NULL)                                                                  \
-  ops->method = class_methods->method
+#define INHERIT(method) if (ops->method == NULL) ops->method = class_methods->method
   INHERIT(server_bind);
   INHERIT(server_activate);
   INHERIT(get_request);
@@ -1301,8 +1307,8 @@ static void set_class_ops(struct server *s) {
   s->ops = (struct server_ops){0};
   if (mixins[s->mode] != NULL)
     inherit(&s->ops, mixins[s->mode]);
-  for (size_t i = 0; i < MRO_LENGTH - 1 && class_of(s)->bases[i] != NULL; i++)
-    inherit(&s->ops, class_of(s)->bases[i]);
+  for (size_t i = 0; i < CLASS_MRO_LENGTH && class_of(s)->mro[i] != NULL; i++)
+    inherit(&s->ops, class_of(s)->mro[i]);
 }
 
 /* What server_new_unbound can fail at, in order. */

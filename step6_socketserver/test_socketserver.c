@@ -1065,8 +1065,8 @@ static void test_header_example(void) {
   CHECK(complete);
   const char *cc = getenv("CC") != NULL ? getenv("CC") : "cc";
   snprintf(command, sizeof command,
-           "%s -std=c11 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -I '%.*s' '%s'", cc,
-           dir_len, dir, example);
+           "%s -std=c11 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -I '%.*s' '%s'", cc, dir_len,
+           dir, example);
   int status = system(command);
   CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
