@@ -17,7 +17,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,7 @@ enum { ACCEPT_BACKOFF_MS = 100 }; /* how long to leave the listener alone after 
 enum { CHILD_POLL_MS = 10 };     /* forking: how often a wait for children looks again */
 enum { CHILD_CONT_MS = 1000 };   /* forking: after SIGCONT, how long before SIGKILL */
 
+/* One handler thread (threading mode), in the server's registry. */
 struct worker {
   struct worker *next;
   struct server *server;
@@ -39,6 +42,30 @@ struct worker {
   int connection; /* what server_close cuts (shutdown SHUT_RDWR); -1 once released */
   bool finished;  /* the thread has ended and waits to be joined */
   char name[24];
+};
+
+/* The framework's own state, behind s->state: what Python keeps in underscore names. */
+struct server_state {
+  atomic_int shutdown_request; /* set by server_shutdown, even from a signal handler */
+  int wake_pipe[2];            /* self-pipe: a byte here wakes serve_forever at once */
+  int children_pipe[2];        /* forking: closing [1] ends the children's reads */
+  bool in_child;               /* forking: this process is a child serving one request */
+  bool unix_path_bound;        /* server_close removes the path it bound ... */
+  dev_t unix_path_dev;         /* ... if it is still the file bind made (a newer server */
+  ino_t unix_path_ino;         /*     may have bound the same path after an `rm -f`) */
+  _Atomic pid_t owner_pid;     /* the process serving; its forked children differ */
+  double accepts_paused_until; /* EMFILE: leave the listener alone until then */
+  char *packet_buffer;         /* datagrams: max_packet_size bytes for recvmsg */
+  size_t packet_buffer_size;
+  pthread_mutex_t lock; /* guards the fields below */
+  pthread_cond_t changed;
+  bool serving;
+  pthread_t serving_thread;
+  pid_t serving_pid;
+  struct worker *workers; /* threading: live threads and finished, unjoined ones */
+  size_t worker_count;
+  pid_t *active_children; /* forking: the pids of our children */
+  size_t child_count, child_capacity;
 };
 
 /* Python numbers every thread it creates, in one sequence for the whole process. */
@@ -58,6 +85,111 @@ static atomic_int child_connection = -1;
 static atomic_int child_stop;
 
 static _Thread_local char address_error[SERVER_ERROR_SIZE]; /* see server_address_error */
+
+/* ---- The classes, as data ----------------------------------------------------------- */
+
+/*
+ * Each class's table holds the methods its own body defines, as Python's class statement
+ * does; NULL: not defined there. set_class_ops looks every method up along the server's
+ * classes in Python's order (its __mro__): the mix-in first, then the socket class, then
+ * its bases. So ThreadingUDPServer(ThreadingMixIn, UDPServer) finds ThreadingMixIn's
+ * process_request, UDPServer's get_request, TCPServer's server_bind, BaseServer's
+ * finish_request.
+ */
+static const struct server_ops base_server_methods = {
+    .server_activate = base_server_server_activate,
+    .verify_request = base_server_verify_request,
+    .process_request = base_server_process_request,
+    .finish_request = base_server_finish_request,
+    .shutdown_request = base_server_shutdown_request,
+    .close_request = base_server_close_request,
+    .handle_error = base_server_handle_error,
+    .handle_timeout = base_server_handle_timeout,
+    .service_actions = base_server_service_actions,
+    .server_close = base_server_server_close,
+};
+
+static const struct server_ops tcp_server_methods = {
+    .server_bind = tcp_server_server_bind,
+    .server_activate = tcp_server_server_activate,
+    .get_request = tcp_server_get_request,
+    .shutdown_request = tcp_server_shutdown_request,
+    .close_request = tcp_server_close_request,
+    .server_close = tcp_server_server_close,
+    .fileno = tcp_server_fileno,
+};
+
+/* UDPServer(TCPServer): no listen(), no accept(), and a request is no connection. */
+static const struct server_ops udp_server_methods = {
+    .server_activate = base_server_server_activate,
+    .get_request = udp_server_get_request,
+    .shutdown_request = base_server_shutdown_request,
+    .close_request = base_server_close_request,
+};
+
+static const struct server_ops threading_mixin_methods = {
+    .process_request = threading_mixin_process_request,
+    .service_actions = threading_mixin_service_actions,
+    .server_close = threading_mixin_server_close,
+};
+
+static const struct server_ops forking_mixin_methods = {
+    .process_request = forking_mixin_process_request,
+    .handle_timeout = forking_mixin_handle_timeout,
+    .service_actions = forking_mixin_service_actions,
+    .server_close = forking_mixin_server_close,
+};
+
+/* The handler base class whose setup and finish fit the socket (NULL in a handler_class
+ * means these); BaseRequestHandler's are for a subclass that wants neither. */
+static const struct handler_class stream_request_handler = {
+    .setup = stream_request_handler_setup,
+    .finish = stream_request_handler_finish,
+};
+
+static const struct handler_class datagram_request_handler = {
+    .setup = datagram_request_handler_setup,
+    .finish = datagram_request_handler_finish,
+};
+
+enum { CLASS_MRO_LENGTH = 3 }; /* the longest: UDPServer, TCPServer, BaseServer */
+
+/* A socket class: its class attributes, and its __mro__ (the class, then its bases). The
+ * Unix classes are TCPServer and UDPServer with another address_family, as in Python. */
+struct server_class {
+  int address_family, socket_type;
+  const struct handler_class *request_handler; /* the fitting handler base class */
+  const struct server_ops *mro[CLASS_MRO_LENGTH];
+};
+
+static const struct server_class server_classes[] = {
+    [SERVER_TCP] = {.address_family = AF_INET,
+                    .socket_type = SOCK_STREAM,
+                    .request_handler = &stream_request_handler,
+                    .mro = {&tcp_server_methods, &base_server_methods}},
+    [SERVER_UDP] = {.address_family = AF_INET,
+                    .socket_type = SOCK_DGRAM,
+                    .request_handler = &datagram_request_handler,
+                    .mro = {&udp_server_methods, &tcp_server_methods, &base_server_methods}},
+    [SERVER_UNIX_STREAM] = {.address_family = AF_UNIX,
+                            .socket_type = SOCK_STREAM,
+                            .request_handler = &stream_request_handler,
+                            .mro = {&tcp_server_methods, &base_server_methods}},
+    [SERVER_UNIX_DGRAM] = {.address_family = AF_UNIX,
+                           .socket_type = SOCK_DGRAM,
+                           .request_handler = &datagram_request_handler,
+                           .mro = {&udp_server_methods, &tcp_server_methods, &base_server_methods}},
+};
+
+static const struct server_ops *const mixins[] = {
+    [SERVER_SYNC] = NULL, /* no mix-in */
+    [SERVER_THREADING] = &threading_mixin_methods,
+    [SERVER_FORKING] = &forking_mixin_methods,
+};
+
+static const struct server_class *class_of(const struct server *s) {
+  return &server_classes[s->kind];
+}
 
 /* ---- Small helpers ------------------------------------------------------------------ */
 
@@ -87,19 +219,9 @@ static int ms_until(double deadline) {
   return left > 0 ? to_ms(left) : 0;
 }
 
-/* Descriptors we own are not inherited by programs the server runs (PEP 446). */
-static void set_flag(int fd, int flag) {
-  fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | flag);
-}
-
-static int open_pipe(int fds[2]) {
-  if (pipe(fds) < 0)
-    return -1;
-  set_flag(fds[0], O_NONBLOCK);
-  set_flag(fds[1], O_NONBLOCK); /* a signal handler's write must never block */
-  return 0;
-}
+/* Our pipes, like our sockets, are not inherited by programs the server runs (PEP 446:
+ * O_CLOEXEC), and never block: a signal handler's write must not. */
+static int open_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC | O_NONBLOCK); }
 
 static void close_fd(int *fd) {
   if (*fd >= 0)
@@ -109,10 +231,11 @@ static void close_fd(int *fd) {
 
 /* The framework's own descriptors, besides the server socket. */
 static void close_pipes(struct server *s) {
-  close_fd(&s->wake_pipe[0]);
-  close_fd(&s->wake_pipe[1]);
-  close_fd(&s->children_pipe[0]);
-  close_fd(&s->children_pipe[1]);
+  struct server_state *state = s->state;
+  close_fd(&state->wake_pipe[0]);
+  close_fd(&state->wake_pipe[1]);
+  close_fd(&state->children_pipe[0]);
+  close_fd(&state->children_pipe[1]);
 }
 
 /* Numeric "IP:PORT" or the Unix path: never a reverse DNS lookup. */
@@ -163,7 +286,8 @@ static int resolve_address(struct server *s, const char *address) {
     errno = EINVAL;
     return -1;
   }
-  size_t skip = colon - address >= 2 && address[0] == '[' && colon[-1] == ']';
+  bool bracketed = colon - address >= 2 && address[0] == '[' && colon[-1] == ']'; /* "[V6]" */
+  int skip = bracketed ? 1 : 0;
   snprintf(host, sizeof host, "%.*s", (int)(colon - address - 2 * skip), address + skip);
   size_t len = strlen(host);
   if (len >= 2 && host[0] == '[' && host[len - 1] == ']') { /* a host given as "[::1]" */
@@ -230,9 +354,9 @@ static int wait_io(int fd, short events, int stop_fd, int timeout_ms) {
 
 /* ---- Handler I/O: rfile and wfile --------------------------------------------------- */
 
-/* Refill the empty buffer with one recv. Returns its size, 0 at end of stream, or -1. */
-/* One recv() of at most SIZE bytes into INTO, once data is there (or the timeout has
- * passed, or the server is stopping). */
+/* One recv() of at most SIZE bytes into INTO, once data is there. Returns its size, 0 at
+ * end of stream or when the server is stopping, -1 on error (ETIMEDOUT after the
+ * handler's timeout). */
 static ssize_t rfile_recv(struct rfile *rf, void *into, size_t size) {
   if (rf->fd < 0 && rf->data != NULL)
     return 0; /* a datagram: the packet is all there is */
@@ -250,6 +374,7 @@ static ssize_t rfile_recv(struct rfile *rf, void *into, size_t size) {
   return n;
 }
 
+/* Refill the empty buffer with one recv(); returns as rfile_recv does. */
 static ssize_t rfile_fill(struct rfile *rf) {
   ssize_t n = rfile_recv(rf, rf->buffer, sizeof rf->buffer);
   if (n > 0) {
@@ -369,10 +494,11 @@ void base_request_handler_finish(struct handler *h) { (void)h; }
  * inside serve_forever, so it watches the self-pipe; a forked child watches the pipe the
  * parent closes in server_close. Threads are cut off by shutdown(SHUT_RDWR) instead.
  */
-static int stop_fd(const struct server *s) {
-  if (s->in_child)
-    return s->children_pipe[0];
-  return s->mode == SERVER_SYNC ? s->wake_pipe[0] : -1;
+static int handler_stop_fd(const struct server *s) {
+  struct server_state *state = s->state;
+  if (state->in_child)
+    return state->children_pipe[0];
+  return s->mode == SERVER_SYNC ? state->wake_pipe[0] : -1;
 }
 
 int stream_request_handler_setup(struct handler *h) {
@@ -382,7 +508,7 @@ int stream_request_handler_setup(struct handler *h) {
     setsockopt(h->connection, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   }
   h->rfile.fd = h->wfile.fd = h->connection;
-  h->rfile.stop_fd = h->wfile.stop_fd = stop_fd(h->server);
+  h->rfile.stop_fd = h->wfile.stop_fd = handler_stop_fd(h->server);
   h->rfile.timeout_ms = h->wfile.timeout_ms = hc->timeout > 0 ? to_ms(hc->timeout) : -1;
   return 0;
 }
@@ -413,16 +539,13 @@ void datagram_request_handler_finish(struct handler *h) {
     fprintf(stderr, "cannot reply to %s: %s\n", h->client_address, strerror(errno));
 }
 
+/* The defaults of a handler_class: StreamRequestHandler's or DatagramRequestHandler's,
+ * whichever the server's class names. */
 int request_handler_setup(struct handler *h) {
-  return is_stream(h->server) ? stream_request_handler_setup(h) : datagram_request_handler_setup(h);
+  return class_of(h->server)->request_handler->setup(h);
 }
 
-void request_handler_finish(struct handler *h) {
-  if (is_stream(h->server))
-    stream_request_handler_finish(h);
-  else
-    datagram_request_handler_finish(h);
-}
+void request_handler_finish(struct handler *h) { class_of(h->server)->request_handler->finish(h); }
 
 /* ---- BaseServer --------------------------------------------------------------------- */
 
@@ -432,7 +555,8 @@ int base_server_server_activate(struct server *s) {
 }
 
 bool base_server_verify_request(struct server *s, struct request *req) {
-  (void)s, (void)req;
+  (void)s;
+  (void)req;
   return true;
 }
 
@@ -459,15 +583,18 @@ int base_server_finish_request(struct server *s, struct request *req) {
       .wfile = {.fd = -1, .stop_fd = -1, .timeout_ms = -1},
       .user = s->user,
   };
+  /* The class's methods; where it has none, the defaults. */
+  int (*setup)(struct handler *) = hc->setup ? hc->setup : request_handler_setup;
+  void (*finish)(struct handler *) = hc->finish ? hc->finish : request_handler_finish;
   int status = HANDLER_ERROR;
   errno = 0;
-  if ((hc->setup ? hc->setup : request_handler_setup)(h) != 0) {
+  if (setup(h) != 0) {
     set_error(req, "setup failed", errno); /* as in Python: no finish() when setup() failed */
   } else {
     status = hc->handle ? hc->handle(h) : HANDLER_OK;
     if (status == HANDLER_ERROR && req->error[0] == '\0')
       set_error(req, "handler failed", errno); /* the errno of the call that failed it */
-    (hc->finish ? hc->finish : request_handler_finish)(h);
+    finish(h);
   }
   free(h->wfile.data); /* the framework's buffer: an override of finish cannot leak it */
   free(h);
@@ -521,7 +648,7 @@ int base_server_handle_request_noblock(struct server *s) {
        and leave the listener alone for a moment. */
     if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
       fprintf(stderr, "accept: %s (pausing for %d ms)\n", strerror(errno), ACCEPT_BACKOFF_MS);
-      s->accepts_paused_until = now() + ACCEPT_BACKOFF_MS / 1000.0;
+      s->state->accepts_paused_until = now() + ACCEPT_BACKOFF_MS / 1000.0;
     }
     return 0;
   }
@@ -543,11 +670,11 @@ int base_server_handle_request_noblock(struct server *s) {
  */
 static int wait_for_request(struct server *s, struct pollfd fds[2], int timeout_ms,
                             bool watch_pipe) {
-  double pause = s->accepts_paused_until - now();
+  double pause = s->state->accepts_paused_until - now();
   bool paused = pause > 0;
   if (paused && (timeout_ms < 0 || to_ms(pause) < timeout_ms))
     timeout_ms = to_ms(pause);
-  fds[0] = (struct pollfd){.fd = watch_pipe ? s->wake_pipe[0] : -1, .events = POLLIN};
+  fds[0] = (struct pollfd){.fd = watch_pipe ? s->state->wake_pipe[0] : -1, .events = POLLIN};
   fds[1] = (struct pollfd){.fd = paused ? -1 : s->ops.fileno(s), .events = POLLIN};
   int n = poll(fds, 2, timeout_ms); /* poll() ignores negative fds */
   if (n < 0)
@@ -556,19 +683,20 @@ static int wait_for_request(struct server *s, struct pollfd fds[2], int timeout_
 }
 
 int server_serve_forever(struct server *s, double poll_interval) {
-  pthread_mutex_lock(&s->lock);
-  s->serving = true;
-  s->serving_thread = pthread_self();
-  s->serving_pid = getpid();
-  pthread_mutex_unlock(&s->lock);
-  atomic_store(&s->owner_pid, getpid());
+  struct server_state *state = s->state;
+  pthread_mutex_lock(&state->lock);
+  state->serving = true;
+  state->serving_thread = pthread_self();
+  state->serving_pid = getpid();
+  pthread_mutex_unlock(&state->lock);
+  atomic_store(&state->owner_pid, getpid());
   int status = 0;
-  while (!atomic_load(&s->shutdown_request)) {
+  while (!atomic_load(&state->shutdown_request)) {
     struct pollfd fds[2];
     wait_for_request(s, fds, to_ms(poll_interval), true);
     if (fds[0].revents) /* the self-pipe: a stop, maybe from a forked child */
-      atomic_store(&s->shutdown_request, 1);
-    if (atomic_load(&s->shutdown_request))
+      atomic_store(&state->shutdown_request, 1);
+    if (atomic_load(&state->shutdown_request))
       break; /* bpo-35017: nothing is accepted after shutdown() */
     if (fds[1].revents)
       status = base_server_handle_request_noblock(s);
@@ -577,13 +705,13 @@ int server_serve_forever(struct server *s, double poll_interval) {
     s->ops.service_actions(s);
   }
   char drain[64];
-  while (read(s->wake_pipe[0], drain, sizeof drain) > 0)
+  while (read(state->wake_pipe[0], drain, sizeof drain) > 0)
     continue;
-  atomic_store(&s->shutdown_request, 0);
-  pthread_mutex_lock(&s->lock);
-  s->serving = false;
-  pthread_cond_broadcast(&s->changed);
-  pthread_mutex_unlock(&s->lock);
+  atomic_store(&state->shutdown_request, 0);
+  pthread_mutex_lock(&state->lock);
+  state->serving = false;
+  pthread_cond_broadcast(&state->changed);
+  pthread_mutex_unlock(&state->lock);
   return status;
 }
 
@@ -603,20 +731,21 @@ int server_handle_request(struct server *s) {
 
 void server_shutdown_from_signal(struct server *s) {
   int saved_errno = errno;
-  atomic_store(&s->shutdown_request, 1);
-  ssize_t n = write(s->wake_pipe[1], "x", 1); /* full pipe: a byte is there already */
+  atomic_store(&s->state->shutdown_request, 1);
+  ssize_t n = write(s->state->wake_pipe[1], "x", 1); /* full pipe: a byte is there already */
   (void)n;
   errno = saved_errno;
 }
 
 void server_shutdown(struct server *s) {
+  struct server_state *state = s->state;
   server_shutdown_from_signal(s);
-  pthread_mutex_lock(&s->lock);
+  pthread_mutex_lock(&state->lock);
   /* Python deadlocks when the serving thread calls shutdown(); we only ask. */
-  while (s->serving && s->serving_pid == getpid() &&
-         !pthread_equal(s->serving_thread, pthread_self()))
-    pthread_cond_wait(&s->changed, &s->lock);
-  pthread_mutex_unlock(&s->lock);
+  while (state->serving && state->serving_pid == getpid() &&
+         !pthread_equal(state->serving_thread, pthread_self()))
+    pthread_cond_wait(&state->changed, &state->lock);
+  pthread_mutex_unlock(&state->lock);
 }
 
 /*
@@ -629,7 +758,7 @@ static void on_stop_signal(int signo) {
   (void)signo;
   int saved_errno = errno;
   struct server *s = atomic_load(&signal_target);
-  if (s != NULL && getpid() != atomic_load(&s->owner_pid)) {
+  if (s != NULL && getpid() != atomic_load(&s->state->owner_pid)) {
     atomic_store(&child_stop, 1);
     int fd = atomic_load(&child_connection);
     if (fd >= 0)
@@ -715,11 +844,11 @@ static bool unix_path_is_stale(struct server *s) {
   int rc = connect(probe, (struct sockaddr *)&s->server_address, s->server_address_len);
   bool stale = rc < 0 && errno == ECONNREFUSED;
   close(probe);
-  errno = EADDRINUSE; /* what the caller reports if it is not */
   return stale;
 }
 
 int tcp_server_server_bind(struct server *s) {
+  struct server_state *state = s->state;
   int on = 1;
   if (s->allow_reuse_address)
     setsockopt(s->socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
@@ -729,7 +858,11 @@ int tcp_server_server_bind(struct server *s) {
     setsockopt(s->socket, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
 #endif
   int rc = bind(s->socket, (struct sockaddr *)&s->server_address, s->server_address_len);
-  if (rc < 0 && errno == EADDRINUSE && is_unix(s) && unix_path_is_stale(s)) {
+  if (rc < 0 && errno == EADDRINUSE && is_unix(s)) {
+    if (!unix_path_is_stale(s)) {
+      errno = EADDRINUSE; /* the probe's own errno is not the caller's business */
+      return -1;
+    }
     unlink(((struct sockaddr_un *)&s->server_address)->sun_path);
     rc = bind(s->socket, (struct sockaddr *)&s->server_address, s->server_address_len);
   }
@@ -737,9 +870,9 @@ int tcp_server_server_bind(struct server *s) {
     return -1;
   struct stat st;
   if (is_unix(s) && lstat(((struct sockaddr_un *)&s->server_address)->sun_path, &st) == 0) {
-    s->unix_path_bound = true;
-    s->unix_path_dev = st.st_dev;
-    s->unix_path_ino = st.st_ino;
+    state->unix_path_bound = true;
+    state->unix_path_dev = st.st_dev;
+    state->unix_path_ino = st.st_ino;
   }
   s->server_address_len = sizeof s->server_address;
   if (getsockname(s->socket, (struct sockaddr *)&s->server_address, &s->server_address_len) < 0)
@@ -748,7 +881,12 @@ int tcp_server_server_bind(struct server *s) {
   return 0;
 }
 
+/* listen(), on a non-blocking listener: a client that resets between poll() and accept()
+ * must not leave us blocked in accept(), deaf to shutdown. */
 int tcp_server_server_activate(struct server *s) {
+  int flags = fcntl(s->socket, F_GETFL);
+  if (flags < 0 || fcntl(s->socket, F_SETFL, flags | O_NONBLOCK) < 0)
+    return -1;
   return listen(s->socket, s->request_queue_size);
 }
 
@@ -795,24 +933,42 @@ void tcp_server_close_request(struct server *s, struct request *req) {
 /* Better than Python: the path this server bound is removed, so a restart can bind it;
  * only if it is still the file our bind made, not a newer server's after an `rm -f`. */
 void tcp_server_server_close(struct server *s) {
+  struct server_state *state = s->state;
   close_fd(&s->socket);
   const char *path = ((struct sockaddr_un *)&s->server_address)->sun_path;
   struct stat st;
-  if (s->unix_path_bound && !s->in_child && lstat(path, &st) == 0 &&
-      st.st_dev == s->unix_path_dev && st.st_ino == s->unix_path_ino)
+  if (state->unix_path_bound && !state->in_child && lstat(path, &st) == 0 &&
+      st.st_dev == state->unix_path_dev && st.st_ino == state->unix_path_ino)
     unlink(path);
-  s->unix_path_bound = false;
+  state->unix_path_bound = false;
 }
 
 int tcp_server_fileno(struct server *s) { return s->socket; }
 
 /* ---- UDPServer, UnixDatagramServer -------------------------------------------------- */
 
+/* The receive buffer, max_packet_size bytes: Python reads the attribute at every request,
+ * so a change made after server_new takes effect here. */
+static int fit_packet_buffer(struct server *s) {
+  struct server_state *state = s->state;
+  if (state->packet_buffer != NULL && state->packet_buffer_size == s->max_packet_size)
+    return 0;
+  char *buffer = realloc(state->packet_buffer, s->max_packet_size + 1); /* + 1: never 0 */
+  if (buffer == NULL)
+    return -1;
+  state->packet_buffer = buffer;
+  state->packet_buffer_size = s->max_packet_size;
+  return 0;
+}
+
 /* recvfrom(max_packet_size), except that a longer datagram is seen (MSG_TRUNC) and
  * dropped with a log line, where Python cuts it silently. */
 struct request *udp_server_get_request(struct server *s) {
+  struct server_state *state = s->state;
+  if (fit_packet_buffer(s) < 0)
+    return NULL;
   struct sockaddr_storage addr = {.ss_family = AF_UNSPEC}; /* an unbound sender: no name */
-  struct iovec iov = {.iov_base = s->packet_buffer, .iov_len = s->max_packet_size};
+  struct iovec iov = {.iov_base = state->packet_buffer, .iov_len = s->max_packet_size};
   struct msghdr msg = {
       .msg_name = &addr, .msg_namelen = sizeof addr, .msg_iov = &iov, .msg_iovlen = 1};
   ssize_t n;
@@ -832,7 +988,7 @@ struct request *udp_server_get_request(struct server *s) {
     return NULL;
   }
   if (req != NULL) {
-    memcpy(req->packet, s->packet_buffer, (size_t)n);
+    memcpy(req->packet, state->packet_buffer, (size_t)n);
     req->packet_len = (size_t)n;
   }
   return req;
@@ -842,20 +998,21 @@ struct request *udp_server_get_request(struct server *s) {
 
 /* Join the threads that have ended (bpo-37193: the registry must not grow). */
 static void join_workers(struct server *s, bool all) {
+  struct server_state *state = s->state;
   struct worker *done = NULL;
-  pthread_mutex_lock(&s->lock);
-  for (struct worker **p = &s->workers; *p != NULL;) {
+  pthread_mutex_lock(&state->lock);
+  for (struct worker **p = &state->workers; *p != NULL;) {
     struct worker *w = *p;
     if (all || w->finished) {
       *p = w->next;
       w->next = done;
       done = w;
-      s->worker_count--;
+      state->worker_count--;
     } else {
       p = &w->next;
     }
   }
-  pthread_mutex_unlock(&s->lock);
+  pthread_mutex_unlock(&state->lock);
   while (done != NULL) {
     struct worker *w = done;
     done = w->next;
@@ -866,11 +1023,12 @@ static void join_workers(struct server *s, bool all) {
 
 /* Better than Python (bpo-40305): a handler blocked in recv cannot hang server_close. */
 static void cut_connections(struct server *s) {
-  pthread_mutex_lock(&s->lock);
-  for (struct worker *w = s->workers; w != NULL; w = w->next)
+  struct server_state *state = s->state;
+  pthread_mutex_lock(&state->lock);
+  for (struct worker *w = state->workers; w != NULL; w = w->next)
     if (w->connection >= 0)
       shutdown(w->connection, SHUT_RDWR); /* the handler reads end of stream */
-  pthread_mutex_unlock(&s->lock);
+  pthread_mutex_unlock(&state->lock);
 }
 
 void threading_mixin_process_request_thread(struct server *s, struct request *req) {
@@ -878,9 +1036,9 @@ void threading_mixin_process_request_thread(struct server *s, struct request *re
     s->ops.handle_error(s, req);
   /* HANDLER_FATAL, Python's SystemExit in a thread: the thread ends, quietly. */
   if (current_worker != NULL) { /* before the close: the number may be reused at once */
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->state->lock);
     current_worker->connection = -1;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->state->lock);
   }
   s->ops.shutdown_request(s, req);
 }
@@ -894,13 +1052,14 @@ static void *worker_main(void *arg) {
   pthread_setname_np(pthread_self(), short_name);
   current_worker = w;
   threading_mixin_process_request_thread(s, w->request);
-  pthread_mutex_lock(&s->lock);
+  pthread_mutex_lock(&s->state->lock);
   w->finished = true; /* joined at the next request or poll tick */
-  pthread_mutex_unlock(&s->lock);
+  pthread_mutex_unlock(&s->state->lock);
   return NULL;
 }
 
 int threading_mixin_process_request(struct server *s, struct request *req) {
+  struct server_state *state = s->state;
   join_workers(s, false);
   struct worker *w = calloc(1, sizeof *w);
   if (w == NULL) {
@@ -909,18 +1068,18 @@ int threading_mixin_process_request(struct server *s, struct request *req) {
   }
   w->server = s;
   w->request = req;
-  w->connection = is_stream(s) ? req->fd : -1;
+  w->connection = is_stream(s) ? req->fd : -1; /* a datagram's is the server socket: not cut */
   snprintf(w->name, sizeof w->name, "Thread-%lu", atomic_fetch_add(&thread_counter, 1) + 1);
   /* Registered only once it runs (Python appends first), under the lock so the thread
      cannot finish before it is in the registry. */
-  pthread_mutex_lock(&s->lock);
+  pthread_mutex_lock(&state->lock);
   int rc = pthread_create(&w->thread, NULL, worker_main, w);
   if (rc == 0) {
-    w->next = s->workers;
-    s->workers = w;
-    s->worker_count++;
+    w->next = state->workers;
+    state->workers = w;
+    state->worker_count++;
   }
-  pthread_mutex_unlock(&s->lock);
+  pthread_mutex_unlock(&state->lock);
   if (rc != 0) {
     free(w);
     set_error(req, "cannot start a thread", rc);
@@ -940,9 +1099,10 @@ void threading_mixin_server_close(struct server *s) {
 }
 
 size_t server_thread_count(struct server *s) {
-  pthread_mutex_lock(&s->lock);
-  size_t n = s->worker_count;
-  pthread_mutex_unlock(&s->lock);
+  struct server_state *state = s->state;
+  pthread_mutex_lock(&state->lock);
+  size_t n = state->worker_count;
+  pthread_mutex_unlock(&state->lock);
   return n;
 }
 
@@ -963,8 +1123,11 @@ static long threads_in_process(void) {
   return n;
 }
 
+/* Drop entry I: the last one takes its place. */
 static void forget_child(struct server *s, size_t i) {
-  s->active_children[i] = s->active_children[--s->child_count];
+  struct server_state *state = s->state;
+  state->child_count--;
+  state->active_children[i] = state->active_children[state->child_count];
 }
 
 /*
@@ -973,29 +1136,30 @@ static void forget_child(struct server *s, size_t i) {
  * for our own pids only, so the program's children keep their exit status.
  */
 void forking_mixin_collect_children(struct server *s, bool blocking) {
+  struct server_state *state = s->state;
   /* Not a blocking waitpid(): a stop that came just before it would wait for a child to
      end. We look, and between looks wait on the self-pipe, which a stop fills. */
-  while (s->child_count > 0 && s->child_count >= s->max_children &&
-         !atomic_load(&s->shutdown_request)) {
+  while (state->child_count > 0 && state->child_count >= s->max_children &&
+         !atomic_load(&state->shutdown_request)) {
     pid_t pid = waitpid(-1, NULL, WNOHANG);
     if (pid > 0) {
-      for (size_t i = 0; i < s->child_count; i++)
-        if (s->active_children[i] == pid)
+      for (size_t i = 0; i < state->child_count; i++)
+        if (state->active_children[i] == pid)
           forget_child(s, i);
     } else if (pid < 0 && errno == ECHILD) {
-      s->child_count = 0;
+      state->child_count = 0;
     } else if (pid == 0 || errno == EINTR) {
-      struct pollfd wake = {.fd = s->wake_pipe[0], .events = POLLIN};
+      struct pollfd wake = {.fd = state->wake_pipe[0], .events = POLLIN};
       if (poll(&wake, 1, CHILD_POLL_MS) > 0)
         break; /* a stop request: serve_forever sees it */
     } else {
       break;
     }
   }
-  for (size_t i = s->child_count; i-- > 0;) {
+  for (size_t i = state->child_count; i-- > 0;) {
     pid_t pid;
     do
-      pid = waitpid(s->active_children[i], NULL, blocking ? 0 : WNOHANG);
+      pid = waitpid(state->active_children[i], NULL, blocking ? 0 : WNOHANG);
     while (pid < 0 && errno == EINTR);
     if (pid > 0 || (pid < 0 && errno == ECHILD))
       forget_child(s, i);
@@ -1007,13 +1171,14 @@ void forking_mixin_service_actions(struct server *s) { forking_mixin_collect_chi
 
 /* The child: handle the one request, then _exit, never back into the server's loop. */
 static void serve_in_child(struct server *s, struct request *req) {
-  s->in_child = true;
-  close_fd(&s->children_pipe[1]); /* else the parent's close could never end our reads */
-  if (is_stream(s))
-    close_fd(&s->socket); /* datagram children reply through the server socket */
-  /* A stop signal to this child ends this session only (see on_stop_signal); one that
-     came before the connection was known ends it here. */
+  struct server_state *state = s->state;
+  state->in_child = true;
+  close_fd(&state->children_pipe[1]); /* else the parent's close could never end our reads */
+  /* A stream child lets the listener go, and a stop signal to it ends this session only
+     (see on_stop_signal; one that came before the connection was known ends it here). A
+     datagram child keeps the server socket: its reply goes out through it. */
   if (is_stream(s)) {
+    close_fd(&s->socket);
     atomic_store(&child_connection, req->fd);
     if (atomic_load(&child_stop))
       shutdown(req->fd, SHUT_RDWR);
@@ -1033,20 +1198,21 @@ static void serve_in_child(struct server *s, struct request *req) {
 }
 
 int forking_mixin_process_request(struct server *s, struct request *req) {
+  struct server_state *state = s->state;
   long threads = threads_in_process();
   if (threads > 1) { /* the child could inherit a lock held by another thread (gh-100228) */
     snprintf(req->error, sizeof req->error, "fork refused: the process runs %ld threads", threads);
     return HANDLER_ERROR;
   }
-  if (s->child_count == s->child_capacity) {
-    size_t cap = s->child_capacity ? 2 * s->child_capacity : 16;
-    pid_t *pids = realloc(s->active_children, cap * sizeof *pids);
+  if (state->child_count == state->child_capacity) {
+    size_t cap = state->child_capacity ? 2 * state->child_capacity : 16;
+    pid_t *pids = realloc(state->active_children, cap * sizeof *pids);
     if (pids == NULL) {
       set_error(req, "fork", errno);
       return HANDLER_ERROR;
     }
-    s->active_children = pids;
-    s->child_capacity = cap;
+    state->active_children = pids;
+    state->child_capacity = cap;
   }
   fflush(NULL); /* or the child would print our buffered output again */
   pid_t pid = fork();
@@ -1056,7 +1222,7 @@ int forking_mixin_process_request(struct server *s, struct request *req) {
   }
   if (pid == 0)
     serve_in_child(s, req);
-  s->active_children[s->child_count++] = pid;
+  state->active_children[state->child_count++] = pid;
   s->ops.close_request(s, req); /* close, not shutdown: the child owns the connection */
   return HANDLER_OK;
 }
@@ -1064,14 +1230,15 @@ int forking_mixin_process_request(struct server *s, struct request *req) {
 /* Reap children until none is left (true), or none has ended for MS milliseconds: a
  * slow but steady end (hundreds of children, or children under valgrind) is no hang. */
 static bool children_end_within(struct server *s, int ms) {
+  struct server_state *state = s->state;
   double deadline = now() + ms / 1000.0;
-  size_t left = s->child_count;
+  size_t left = state->child_count;
   for (;;) {
     forking_mixin_collect_children(s, false);
-    if (s->child_count == 0)
+    if (state->child_count == 0)
       return true;
-    if (s->child_count < left) {
-      left = s->child_count;
+    if (state->child_count < left) {
+      left = state->child_count;
       deadline = now() + ms / 1000.0;
     }
     if (now() >= deadline)
@@ -1081,8 +1248,8 @@ static bool children_end_within(struct server *s, int ms) {
 }
 
 static void signal_children(struct server *s, int signo) {
-  for (size_t i = 0; i < s->child_count; i++)
-    kill(s->active_children[i], signo);
+  for (size_t i = 0; i < s->state->child_count; i++)
+    kill(s->state->active_children[i], signo);
 }
 
 /*
@@ -1092,99 +1259,106 @@ static void signal_children(struct server *s, int signo) {
  * closed and ends; then SIGKILL for what is left. Either way it is said on stderr.
  */
 void forking_mixin_server_close(struct server *s) {
+  struct server_state *state = s->state;
   tcp_server_server_close(s);
   if (!s->block_on_close) {
     forking_mixin_collect_children(s, false);
     return;
   }
-  close_fd(&s->children_pipe[1]);
+  close_fd(&state->children_pipe[1]);
   if (children_end_within(s, CHILD_GRACE_MS))
     return;
-  fprintf(stderr, "stopping: %zu children still running after %d ms: SIGCONT\n",
-          s->child_count, CHILD_GRACE_MS);
+  fprintf(stderr, "stopping: %zu children still running after %d ms: SIGCONT\n", state->child_count,
+          CHILD_GRACE_MS);
   signal_children(s, SIGCONT);
   if (children_end_within(s, CHILD_CONT_MS))
     return;
-  fprintf(stderr, "stopping: %zu children still running: SIGKILL\n", s->child_count);
+  fprintf(stderr, "stopping: %zu children still running: SIGKILL\n", state->child_count);
   signal_children(s, SIGKILL);
   forking_mixin_collect_children(s, true); /* SIGKILL cannot be caught: this is short */
 }
 
-size_t server_active_children(struct server *s) { return s->child_count; }
+size_t server_active_children(struct server *s) { return s->state->child_count; }
 
 /* ---- Construction and the end of the `with` block ----------------------------------- */
 
+/* Every method NULL in OPS so far comes from CLASS_METHODS (a method found stays). */
+static void inherit(struct server_ops *ops, const struct server_ops *class_methods) {
+#define INHERIT(method) if (ops->method == NULL) ops->method = class_methods->method
+  INHERIT(server_bind);
+  INHERIT(server_activate);
+  INHERIT(get_request);
+  INHERIT(verify_request);
+  INHERIT(process_request);
+  INHERIT(finish_request);
+  INHERIT(shutdown_request);
+  INHERIT(close_request);
+  INHERIT(handle_error);
+  INHERIT(handle_timeout);
+  INHERIT(service_actions);
+  INHERIT(server_close);
+  INHERIT(fileno);
+#undef INHERIT
+}
+
+/* Python's method lookup, done once: s->ops holds each method of the first class in the
+ * server's __mro__ that defines it (see "The classes, as data"). */
 static void set_class_ops(struct server *s) {
-  s->ops = (struct server_ops){
-      .server_bind = tcp_server_server_bind,
-      .server_activate = is_stream(s) ? tcp_server_server_activate : base_server_server_activate,
-      .get_request = is_stream(s) ? tcp_server_get_request : udp_server_get_request,
-      .verify_request = base_server_verify_request,
-      .process_request = base_server_process_request,
-      .finish_request = base_server_finish_request,
-      .shutdown_request = is_stream(s) ? tcp_server_shutdown_request : base_server_shutdown_request,
-      .close_request = is_stream(s) ? tcp_server_close_request : base_server_close_request,
-      .handle_error = base_server_handle_error,
-      .handle_timeout = base_server_handle_timeout,
-      .service_actions = base_server_service_actions,
-      .server_close = tcp_server_server_close,
-      .fileno = tcp_server_fileno,
-  };
-  if (s->mode == SERVER_THREADING) { /* the mix-in comes first, as in Python's bases */
-    s->ops.process_request = threading_mixin_process_request;
-    s->ops.service_actions = threading_mixin_service_actions;
-    s->ops.server_close = threading_mixin_server_close;
-  } else if (s->mode == SERVER_FORKING) {
-    s->ops.process_request = forking_mixin_process_request;
-    s->ops.service_actions = forking_mixin_service_actions;
-    s->ops.handle_timeout = forking_mixin_handle_timeout;
-    s->ops.server_close = forking_mixin_server_close;
-  }
+  s->ops = (struct server_ops){0};
+  if (mixins[s->mode] != NULL)
+    inherit(&s->ops, mixins[s->mode]);
+  for (size_t i = 0; i < CLASS_MRO_LENGTH && class_of(s)->mro[i] != NULL; i++)
+    inherit(&s->ops, class_of(s)->mro[i]);
+}
+
+/* What server_new_unbound can fail at, in order. */
+static int open_server(struct server *s, const char *address) {
+  if (take_signals() < 0 || resolve_address(s, address) < 0 || open_pipe(s->state->wake_pipe) < 0)
+    return -1;
+  if (s->mode == SERVER_FORKING && open_pipe(s->state->children_pipe) < 0)
+    return -1;
+  s->socket = socket(s->address_family, s->socket_type | SOCK_CLOEXEC, 0);
+  return s->socket < 0 ? -1 : 0;
 }
 
 struct server *server_new_unbound(enum server_kind kind, enum server_mode mode, const char *address,
                                   const struct handler_class *handler, void *user) {
   struct server *s = calloc(1, sizeof *s);
-  if (s == NULL)
+  struct server_state *state = calloc(1, sizeof *state);
+  if (s == NULL || state == NULL) {
+    free(s);
+    free(state);
     return NULL;
+  }
+  s->state = state;
   s->handler = handler;
   s->user = user;
-  atomic_store(&s->owner_pid, getpid());
   s->kind = kind;
   s->mode = mode;
-  s->socket_type = kind == SERVER_TCP || kind == SERVER_UNIX_STREAM ? SOCK_STREAM : SOCK_DGRAM;
-  s->address_family = kind == SERVER_UNIX_STREAM || kind == SERVER_UNIX_DGRAM ? AF_UNIX : AF_INET;
-  s->socket = s->wake_pipe[0] = s->wake_pipe[1] = s->children_pipe[0] = s->children_pipe[1] = -1;
-  s->timeout = mode == SERVER_FORKING ? 300 : SERVER_NO_TIMEOUT;
+  s->address_family = class_of(s)->address_family;
+  s->socket_type = class_of(s)->socket_type;
+  s->socket = -1;
+  s->timeout = mode == SERVER_FORKING ? 300 : SERVER_NO_TIMEOUT; /* ForkingMixIn.timeout */
   s->request_queue_size = SOMAXCONN;
   s->max_packet_size = 8192;
   s->block_on_close = true;
   s->max_children = 40;
-  pthread_mutex_init(&s->lock, NULL);
-  pthread_cond_init(&s->changed, NULL);
   set_class_ops(s);
-  if (take_signals() < 0 || resolve_address(s, address) < 0 || open_pipe(s->wake_pipe) < 0 ||
-      (mode == SERVER_FORKING && open_pipe(s->children_pipe) < 0) ||
-      (!is_stream(s) && (s->packet_buffer = malloc(s->max_packet_size)) == NULL) ||
-      (s->socket = socket(s->address_family, s->socket_type, 0)) < 0) {
+  state->wake_pipe[0] = state->wake_pipe[1] = -1;
+  state->children_pipe[0] = state->children_pipe[1] = -1;
+  atomic_store(&state->owner_pid, getpid());
+  pthread_mutex_init(&state->lock, NULL);
+  pthread_cond_init(&state->changed, NULL);
+  if (open_server(s, address) < 0) {
     int saved_errno = errno;
     server_free(s);
     errno = saved_errno;
     return NULL;
   }
-  /* Non-blocking listener: a client that resets between poll() and accept() must not
-     leave us blocked in accept(), deaf to shutdown. */
-  set_flag(s->socket, is_stream(s) ? O_NONBLOCK : 0);
   return s;
 }
 
 int server_bind_and_activate(struct server *s) {
-  if (!is_stream(s)) { /* max_packet_size may have changed since server_new_unbound */
-    char *buffer = realloc(s->packet_buffer, s->max_packet_size);
-    if (buffer == NULL)
-      return -1;
-    s->packet_buffer = buffer;
-  }
   if (s->ops.server_bind(s) == 0 && s->ops.server_activate(s) == 0)
     return 0;
   int saved_errno = errno;
@@ -1211,14 +1385,16 @@ int server_fileno(struct server *s) { return s->ops.fileno(s); }
 void server_free(struct server *s) {
   if (s == NULL)
     return;
+  struct server_state *state = s->state;
   s->ops.server_close(s);
   cut_connections(s); /* threads server_close did not wait for: memory goes away now */
   join_workers(s, true);
   release_signals(s); /* last: a stop signal during the clean-up is not the default's */
   close_pipes(s);
-  pthread_mutex_destroy(&s->lock);
-  pthread_cond_destroy(&s->changed);
-  free(s->active_children);
-  free(s->packet_buffer);
+  pthread_mutex_destroy(&state->lock);
+  pthread_cond_destroy(&state->changed);
+  free(state->active_children);
+  free(state->packet_buffer);
+  free(state);
   free(s);
 }

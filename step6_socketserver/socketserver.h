@@ -57,8 +57,6 @@
 #ifndef SOCKETS_LAB_SOCKETSERVER_H
 #define SOCKETS_LAB_SOCKETSERVER_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -179,8 +177,6 @@ struct server_ops {
   int (*fileno)(struct server *s);
 };
 
-struct worker; /* one handler thread (threading mode), private */
-
 struct server {
   /* Attributes, with Python's defaults. Change them before serving. */
   struct server_ops ops;
@@ -202,26 +198,7 @@ struct server {
   bool block_on_close;      /* threading, forking: server_close waits (true) */
   size_t max_children;      /* forking: at most this many children (40) */
 
-  /* Private: the framework's own state. */
-  atomic_int shutdown_request; /* set by server_shutdown, even from a signal handler */
-  int wake_pipe[2];            /* self-pipe: a byte here wakes serve_forever at once */
-  int children_pipe[2];        /* forking: closing [1] ends the children's reads */
-  bool in_child;               /* forking: this process is a child serving one request */
-  bool unix_path_bound;        /* server_close removes the path it bound ... */
-  dev_t unix_path_dev;         /* ... if it is still the file bind made (a newer server */
-  ino_t unix_path_ino;         /*     may have bound the same path after an `rm -f`) */
-  _Atomic pid_t owner_pid;     /* the process serving; its forked children differ */
-  double accepts_paused_until; /* EMFILE: leave the listener alone until then */
-  char *packet_buffer;         /* datagrams: max_packet_size bytes for recvmsg */
-  pthread_mutex_t lock;        /* guards the fields below */
-  pthread_cond_t changed;
-  bool serving;
-  pthread_t serving_thread;
-  pid_t serving_pid;
-  struct worker *workers; /* threading: live threads and finished, unjoined ones */
-  size_t worker_count;
-  pid_t *active_children; /* forking: the pids of our children */
-  size_t child_count, child_capacity;
+  struct server_state *state; /* private: the framework's own, defined in socketserver.c */
 };
 
 /* ---- For the caller ---------------------------------------------------------------- */
