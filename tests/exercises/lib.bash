@@ -69,15 +69,24 @@ under_valgrind() {
 # The criteria many exercises share.
 
 # memcheck_of FUNCTION / helgrind_of FUNCTION - a criterion that runs FUNCTION (a
-# scenario that ends with stop_server) under memcheck, or under helgrind.
+# scenario that ends with stop_server) under memcheck, or under helgrind. With
+# NO_VALGRIND=1 (check --no-valgrind) it is skipped, said so, and counted neither way.
 memcheck_of() {
+  skipped_without_valgrind memcheck && return 0
   criterion memcheck "clean under valgrind's memcheck: no error, no leak, no descriptor left open after SIGTERM" \
     "run it under valgrind --leak-check=full --track-fds=yes; free what you allocate and close what you open" \
     "memcheck_$1"
 }
 helgrind_of() {
+  skipped_without_valgrind helgrind && return 0
   criterion helgrind "clean under valgrind's helgrind: no data race, no lock misused" \
     "every variable two threads touch needs the same mutex around each access" "helgrind_$1"
+}
+
+skipped_without_valgrind() {
+  [ "${NO_VALGRIND:-0}" = 1 ] || return 1
+  [ "${FIRST_FAILURE:-0}" = 1 ] && [ "$CRITERIA_FAILED" -gt 0 ] && return 0
+  echo "skipped: $1 - not run (--no-valgrind)"
 }
 
 # echo_works - a plain round trip, then a clean stop: the lesson did not break the echo.
