@@ -1,0 +1,173 @@
+#!/usr/bin/env bats
+# The exercises' graders are honest (tests/exercises/). For every exercise, each on a
+# temporary copy of its file: the grader fails the unchanged file, for the reason the
+# exercise names; passes the reference solution (solution.patch), valgrind included; and
+# fails each deliberately wrong solution (wrong-NAME.patch) at the criterion its first
+# line names. setup_file grades them all, three at a time (tests/exercises/prove); each
+# test reads its exercise's results. Then `make exercises` and the teachers' `grade`.
+# EXERCISES_PROOF=quick leaves the valgrind criteria out of the reference runs (the wrong
+# solutions that valgrind must catch are still run under it); EXERCISES_JOBS sets how
+# many exercises are proven at once (default 3: most of a grader's time is waiting).
+
+load helpers
+
+EXERCISES="$LAB/tests/exercises"
+
+setup_file() {
+  export PROOF="$BATS_FILE_TMPDIR/proof"
+  local ids options=()
+  ids=$(cd "$EXERCISES" && ls -d */ | tr -d /)
+  [ "${EXERCISES_PROOF:-full}" != quick ] || options=(--no-valgrind)
+  xargs -P "${EXERCISES_JOBS:-3}" -I '{}' "$EXERCISES/prove" "${options[@]}" '{}' "$PROOF/{}" <<<"$ids"
+}
+
+# first_failure OUTPUT - the ID of the first criterion OUTPUT says failed.
+first_failure() { sed -nE 's/^failed: ([^ ]+) - .*/\1/p' "$1" | head -n 1; }
+
+# proven ID - the results of tests/exercises/prove for exercise ID are what they must be.
+proven() {
+  local results="$PROOF/$1" expected wrong count=0
+  expected=$(sed -n 's/^UNCHANGED_FAILS=//p' "$EXERCISES/$1/exercise")
+  [ -n "$expected" ] || fail "$1/exercise names no UNCHANGED_FAILS"
+  [ "$(cat "$results/unchanged.status")" = 1 ] || fail "unchanged: $(cat "$results/unchanged")"
+  [ "$(first_failure "$results/unchanged")" = "$expected" ] ||
+    fail "the unchanged file must fail $expected first: $(cat "$results/unchanged")"
+
+  [ "$(cat "$results/solution.status")" = 0 ] || fail "the reference solution: $(cat "$results/solution")"
+  run tail -n 1 "$results/solution"
+  assert_output --regexp '^[0-9]+ passed, 0 failed$'
+
+  for wrong in "$EXERCISES/$1"/wrong-*.patch; do
+    [ -f "$wrong" ] || continue
+    count=$((count + 1))
+    wrong=$(basename "$wrong" .patch)
+    expected=$(sed -nE '1s/^fails: ([^ ]+).*/\1/p' "$EXERCISES/$1/$wrong.patch")
+    [ -n "$expected" ] || fail "$wrong.patch does not begin with 'fails: CRITERION'"
+    [ "$(cat "$results/$wrong.status")" = 1 ] || fail "$wrong: $(cat "$results/$wrong")"
+    [ "$(first_failure "$results/$wrong")" = "$expected" ] ||
+      fail "$wrong must fail $expected first: $(cat "$results/$wrong")"
+  done
+  [ "$count" -ge 1 ] || fail "$1 has no wrong solution"
+}
+
+@test "every exercise has its test here, task text and hints, a reference and a wrong solution" {
+  local dir id
+  for dir in "$EXERCISES"/*/; do
+    id=$(basename "$dir")
+    grep -q "^@test \"$id: " "$BATS_TEST_FILENAME" || fail "no test for $id in exercises.bats"
+    [ -s "$dir/task.md" ] || fail "$id has no task.md"
+    grep -qi '^hints' "$dir/task.md" || fail "$id's task.md has no hints"
+    [ -s "$dir/solution.patch" ] || fail "$id has no solution.patch"
+  done
+}
+
+@test "make exercises: at least three exercises per step, ID first, then the step and the task" {
+  run make -s --no-print-directory -C "$LAB" exercises
+  assert_success
+  [ "${#lines[@]}" -ge 18 ]
+  for step in 1 2 3 4 5 6; do
+    [ "$(grep -cE "^[a-z0-9-]+ +step $step  [^ ]" <<<"$output")" -ge 3 ] || fail "step $step: $output"
+  done
+  [ "$(grep -cvE '^[a-z0-9-]+ +step [1-6]  [^ ]' <<<"$output")" = 0 ] || fail "$output"
+}
+
+@test "s1-every-message: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s1-every-message
+}
+
+@test "s1-greeting: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s1-greeting
+}
+
+@test "s1-requests: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s1-requests
+}
+
+@test "s1-whole-request: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s1-whole-request
+}
+
+@test "s2-byte-count: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s2-byte-count
+}
+
+@test "s2-idle-timeout: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s2-idle-timeout
+}
+
+@test "s2-lines: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s2-lines
+}
+
+@test "s3-chat: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s3-chat
+}
+
+@test "s3-max-clients: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s3-max-clients
+}
+
+@test "s3-poll: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s3-poll
+}
+
+@test "s4-max-threads: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s4-max-threads
+}
+
+@test "s4-shared-counter: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s4-shared-counter
+}
+
+@test "s4-who: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s4-who
+}
+
+@test "s5-exit-status: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s5-exit-status
+}
+
+@test "s5-prefork: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s5-prefork
+}
+
+@test "s5-sigchld: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s5-sigchld
+}
+
+@test "s6-blank-line: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s6-blank-line
+}
+
+@test "s6-handle: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s6-handle
+}
+
+@test "s6-kvstore: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s6-kvstore
+}
+
+@test "grade: one line per student and a CSV, for a good, a wrong and a non-compiling file" {
+  local class="$BATS_TEST_TMPDIR/class"
+  mkdir -p "$class"
+  cp "$LAB/step1_blocking/server.c" "$class/unchanged.c"
+  cp "$LAB/step1_blocking/server.c" "$class/good.c"
+  (cd "$class" && patch_to good.c "$EXERCISES/s1-every-message/solution.patch")
+  echo 'int main(void) { return undeclared; }' >"$class/broken.c"
+  run "$EXERCISES/grade" s1-every-message "$class" "$BATS_TEST_TMPDIR/grades.csv"
+  assert_failure 1
+  assert_line --index 0 "broken: 0 passed, 1 failed (builds)"
+  assert_line --index 1 --regexp '^good: [0-9]+ passed, 0 failed$'
+  assert_line --index 2 --regexp '^unchanged: [0-9]+ passed, [1-9][0-9]* failed \(two-messages.*\)$'
+  run cat "$BATS_TEST_TMPDIR/grades.csv"
+  assert_line --index 0 "student,passed,failed,failed_criteria"
+  assert_line --index 1 "broken,0,1,builds"
+  assert_line --index 2 --regexp '^good,[0-9]+,0,$'
+  assert_line --index 3 --regexp '^unchanged,[0-9]+,[1-9][0-9]*,two-messages'
+  grep -q "undeclared" "$BATS_TEST_TMPDIR/grades.log"
+}
+
+# patch_to FILE PATCH - apply PATCH, written for another path, to FILE.
+patch_to() {
+  sed -E '/^(---|\+\+\+) /s#[ab]/[^ ]*#a/'"$1"'#' "$2" | git apply -p1
+}

@@ -1,0 +1,14 @@
+# tests/exercises/exercises.mk - the code exercises and their graders (tests/exercises/).
+
+## exercises: one line per exercise: its ID, its step and its one-line task
+## check-exercise: grade exercise EX=ID, on the step's file or SRC=PATH; N passed, M failed
+
+.PHONY: exercises check-exercise
+
+exercises:
+	@tests/exercises/list
+
+# The step-6 exercises link the framework, which `all` builds.
+check-exercise: all
+	@[ -n "$(EX)" ] || { echo "usage: make check-exercise EX=ID [SRC=PATH] (make exercises lists the IDs)" >&2; exit 2; }
+	@tests/exercises/check $(EX) $(SRC)
