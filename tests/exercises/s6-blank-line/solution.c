@@ -19,12 +19,12 @@ enum { BUFFER_SIZE = 1024 }; /* the seed's recv(1024) */
 static int upper_handle(struct handler *h) {
   char buf[BUFFER_SIZE];
   ssize_t n;
-  /* receive() returns 0 at end of stream only: a blank message is a message. */
-  while ((n = receive(h, buf, sizeof buf)) > 0) {
+  /* session_receive() returns 0 at end of stream only: a blank message is a message. */
+  while ((n = session_receive(h, buf, sizeof buf)) > 0) {
     for (ssize_t i = 0; i < n; i++) /* every byte back, none stripped */
       if (buf[i] >= 'a' && buf[i] <= 'z')
         buf[i] = (char)(buf[i] - 'a' + 'A');
-    if (reply(h, buf, (size_t)n) < 0)
+    if (session_reply(h, buf, (size_t)n) < 0)
       break;
   }
   return session_status(h);

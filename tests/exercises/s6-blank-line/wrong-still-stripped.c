@@ -19,8 +19,8 @@ enum { BUFFER_SIZE = 1024 }; /* the seed's recv(1024) */
 static int upper_handle(struct handler *h) {
   char buf[BUFFER_SIZE];
   ssize_t n;
-  while ((n = receive(h, buf, sizeof buf)) > 0) {
-    size_t len = trimmed_length(buf, (size_t)n); /* the seed's strip() */
+  while ((n = session_receive(h, buf, sizeof buf)) > 0) {
+    size_t len = program_trimmed_length(buf, (size_t)n); /* the seed's strip() */
     size_t start = 0;
     while (start < len && (buf[start] == ' ' || buf[start] == '\t'))
       start++;
@@ -29,7 +29,7 @@ static int upper_handle(struct handler *h) {
     for (size_t i = start; i < len; i++)
       if (buf[i] >= 'a' && buf[i] <= 'z')
         buf[i] = (char)(buf[i] - 'a' + 'A');
-    if (reply(h, buf + start, len - start) < 0)
+    if (session_reply(h, buf + start, len - start) < 0)
       break;
   }
   return session_status(h);

@@ -21,11 +21,11 @@ int upper_handler(struct handler *h); /* not static: the compiler does not say i
 int upper_handler(struct handler *h) {
   char buf[BUFFER_SIZE];
   ssize_t n;
-  while ((n = receive(h, buf, sizeof buf)) > 0) {
+  while ((n = session_receive(h, buf, sizeof buf)) > 0) {
     for (ssize_t i = 0; i < n; i++)
       if (buf[i] >= 'a' && buf[i] <= 'z')
         buf[i] = (char)(buf[i] - 'a' + 'A');
-    if (reply(h, buf, (size_t)n) < 0)
+    if (session_reply(h, buf, (size_t)n) < 0)
       break;
   }
   return session_status(h);

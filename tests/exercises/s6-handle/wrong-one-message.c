@@ -19,11 +19,11 @@ enum { BUFFER_SIZE = 1024 }; /* the seed's recv(1024) */
 static int upper_handler(struct handler *h) {
   char buf[BUFFER_SIZE];
   ssize_t n;
-  if ((n = receive(h, buf, sizeof buf)) > 0) { /* one message, as in step 1 */
+  if ((n = session_receive(h, buf, sizeof buf)) > 0) { /* one message, as in step 1 */
     for (ssize_t i = 0; i < n; i++)
       if (buf[i] >= 'a' && buf[i] <= 'z')
         buf[i] = (char)(buf[i] - 'a' + 'A');
-    reply(h, buf, (size_t)n);
+    session_reply(h, buf, (size_t)n);
   }
   return session_status(h);
 }

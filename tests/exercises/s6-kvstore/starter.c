@@ -23,9 +23,9 @@ enum { LINE_SIZE = 1024 };
 static int kv_handle(struct handler *h) {
   char line[LINE_SIZE];
   ssize_t n;
-  while ((n = receive(h, line, sizeof line)) > 0) {
+  while ((n = session_receive(h, line, sizeof line)) > 0) {
     static const char error[] = "ERROR\n";
-    if (reply(h, error, strlen(error)) < 0)
+    if (session_reply(h, error, strlen(error)) < 0)
       break;
   }
   return session_status(h);

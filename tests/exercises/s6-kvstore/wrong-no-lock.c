@@ -68,10 +68,10 @@ static int kv_handle(struct handler *h) {
   char line[LINE_SIZE];
   char out[LINE_SIZE + 2];
   ssize_t n;
-  while ((n = receive(h, line, sizeof line - 1)) > 0) {
-    line[trimmed_length(line, (size_t)n)] = '\0';
+  while ((n = session_receive(h, line, sizeof line - 1)) > 0) {
+    line[program_trimmed_length(line, (size_t)n)] = '\0';
     answer(line, out, sizeof out);
-    if (reply(h, out, strlen(out)) < 0)
+    if (session_reply(h, out, strlen(out)) < 0)
       break;
   }
   return session_status(h);
