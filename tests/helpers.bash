@@ -89,9 +89,17 @@ server_ready() {
     cat "$SERVER_ERR" >&2
     return 1
   fi
-  SERVER_ADDR=$(sed -n '1s/^serving on //p' "$SERVER_LOG")
+  local ready_line
+  ready_line=$(head -n 1 "$SERVER_LOG")
+  SERVER_ADDR=${ready_line#serving on }
   SERVER_PORT=${SERVER_ADDR##*:}
   SERVER_HOST=${SERVER_ADDR%:*}
+  # Seen once under heavy load: a port that came out empty. Say so here, with what was
+  # read, rather than let a client fail later on `--port ''`.
+  if [ -z "$SERVER_ADDR" ] || [ "$ready_line" = "$SERVER_ADDR" ] || [ -z "$SERVER_PORT" ]; then
+    echo "the ready line of $SERVER_NAME reads '$ready_line': no address in it" >&2
+    return 1
+  fi
 }
 
 # valgrind_runner - RUNNER is the command a server runs under: nothing, or with VALGRIND=1
