@@ -171,3 +171,13 @@ proven() {
 patch_to() {
   sed -E '/^(---|\+\+\+) /s#[ab]/[^ ]*#a/'"$1"'#' "$2" | git apply -p1
 }
+
+@test "the tutorial points to every exercise's check, in its step's chapter" {
+  local id step chapter
+  while read -r id _ step _; do
+    # The chapter of step N runs from its "## Step N:" heading to the next "## " heading.
+    chapter=$(awk -v n="$step" '/^## /{inside = ($0 ~ "^## Step " n ":")} inside' "$LAB/TUTORIAL.md")
+    grep -qF "| \`$id\` |" <<<"$chapter" || fail "step $step's chapter of TUTORIAL.md does not list $id"
+  done < <("$EXERCISES/list")
+  grep -qF 'make check-exercise EX=ID' "$LAB/TUTORIAL.md"
+}
