@@ -200,8 +200,8 @@ void program_parse(struct program *p, int argc, char **argv) {
   else if (pool && p->udp)
     misfit = "--mode prefork and pool serve streams: their workers wait in accept(), which "
              "datagrams have not";
-  else if (max_children_given && p->mode != SERVER_FORKING)
-    misfit = "--max-children is for --mode forking (prefork and pool take --workers)";
+  else if (max_children_given && pool)
+    misfit = "--max-children is for --mode forking: prefork and pool take --workers";
   else if (workers_given && !pool)
     misfit = "--workers is for --mode prefork and pool";
   else if (lock_given && p->mode != SERVER_PREFORK)
