@@ -208,7 +208,7 @@ struct server {
   bool block_on_close;      /* threading, forking: server_close waits (true) */
   size_t max_children;      /* forking: at most this many children (40) */
   size_t workers;           /* prefork, pool: the processes or threads made at start (4) */
-  enum server_accept_lock accept_lock; /* prefork (ACCEPT_LOCK_NONE) */
+  enum server_accept_lock accept_lock; /* prefork, before activate (ACCEPT_LOCK_NONE) */
   enum server_accept_by accept_by;     /* pool (ACCEPT_BY_WORKERS) */
 
   struct server_state *state; /* private: the framework's own, defined in socketserver.c */

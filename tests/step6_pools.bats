@@ -39,14 +39,16 @@ start_variant() {
 }
 
 # workers_are N - the pool has N workers: N children (prefork), N threads besides the
-# main one (pool), and no other.
+# main one (pool), and no other. (ThreadSanitizer adds a thread of its own to a process
+# that has started one.)
 workers_are() {
   if [ "$MODE" = prefork ]; then
     children_are "$1" && threads_are 1
   else
-    threads_are $(($1 + 1)) && children_are 0
+    threads_are $(($1 + 1 + ${TSAN_THREAD:-0})) && children_are 0
   fi
 }
+[ "${SANITIZER:-}" != thread ] || TSAN_THREAD=1
 
 # workers_pids - the prefork workers' pids, one a line.
 workers_pids() { ps -o pid= --ppid "$SERVER_PID" | tr -d ' '; }
