@@ -62,8 +62,9 @@ VALGRIND_SUITES := tests/contract.bats tests/stop.bats \
   tests/faults_sigterm.bats \
   tests/step6_upper.bats tests/step6_callcenter.bats tests/step6_ftpserver.bats \
   tests/step6_threadname.bats tests/step6_defences.bats tests/step6_seeds.bats \
-  tests/step6_stop.bats
-HELGRIND_SUITES := tests/step4.bats tests/step6_ftpserver.bats tests/step6_threadname.bats
+  tests/step6_stop.bats tests/step6_pools.bats
+HELGRIND_SUITES := tests/step4.bats tests/step6_ftpserver.bats tests/step6_threadname.bats \
+  tests/step6_pools.bats
 
 CHECK_STEPS := $(addprefix check-,$(DEMOS))
 

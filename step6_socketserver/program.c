@@ -5,8 +5,8 @@
  * Unix datagram), the mode and the address from the options (program_options.c), and
  * the handler class made of the program's handle() in a session (program_session.c).
  * Before it binds, the server gets what every program wants of it: the address reusable
- * at once, --max-children, the defences' verify_request (program_defences.c), the
- * program as its user pointer. Then SIGINT and SIGTERM, and the ready line.
+ * at once, --max-children, the pools' --workers, --accept-lock and --accept-by, the
+ * defences' verify_request (program_defences.c), the program as its user pointer. Then SIGINT and SIGTERM, and the ready line.
  *
  * How to see it: step6_socketserver/upper --port 0 prints "serving on 127.0.0.1:PORT";
  * upper --host 10.255.255.1 says why it cannot bind and exits 1.
@@ -41,6 +41,9 @@ struct server *program_server_new(struct program *p) {
   if (s != NULL) {
     s->allow_reuse_address = true; /* a restart need not wait for TIME_WAIT */
     s->max_children = p->max_children;
+    s->workers = p->workers;
+    s->accept_lock = p->accept_lock;
+    s->accept_by = p->accept_by;
     s->ops.verify_request = program_verify_request;
   }
   if (s == NULL || server_bind_and_activate(s) < 0) {

@@ -4,6 +4,7 @@
  * A program is its handle() and, if it has any, its own options. Everything else the
  * contract asks of every server is here, once: the options (--host, --port, --mode,
  * --max-children, --help; --udp and --unix for the programs that offer them), the
+ * pools (--workers, --accept-lock, --accept-by), --log-worker, the
  * defences (--timeout, --max-clients, --allow), the
  * usage and its exit statuses, the server of the chosen kind and mode, the ready line,
  * SIGINT/SIGTERM, and the log lines:
@@ -14,6 +15,10 @@
  *   IP:PORT reset               ... or this, when the client reset the connection
  *   IP:PORT timed out           ... or this, when it stayed silent beyond --timeout
  *   IP:PORT refused: WHY        a connection closed at once (--allow, --max-clients)
+ *
+ * With --log-worker each line but the ready line starts with the name of the worker that
+ * logs it and ': ' (`Thread-2: 127.0.0.1:40000 connected`), as step 4 logs: who served
+ * whom, for the benchmark's per-worker counts and its timelines.
  *
  * Names: session_NAME(h, ...) acts on one session, the handler its handle() is given;
  * program_NAME is the rest (the command line, the server, the text helpers).
@@ -87,6 +92,10 @@ struct program {
   bool udp;
   enum server_mode mode;
   size_t max_children;
+  size_t workers;                 /* --workers: prefork, pool */
+  enum server_accept_lock accept_lock; /* --accept-lock: prefork */
+  enum server_accept_by accept_by;     /* --accept-by: pool */
+  bool log_worker;                /* --log-worker: each log line names its worker */
   double timeout;                 /* --timeout: the handler's idle timeout, 0: none */
   size_t max_clients;             /* --max-clients: threading, live handlers; 0: no limit */
   struct program_network allow[PROGRAM_MAX_ALLOW]; /* --allow: a peer must be in one, if
@@ -148,7 +157,8 @@ int session_status(struct handler *h);
 /* The program the session serves (its data, its options). */
 const struct program *session_program(struct handler *h);
 
-/* "IP:PORT TEXT" on stdout, for what a program logs beyond the common lines. */
+/* "IP:PORT TEXT" on stdout (with --log-worker, "WORKER: IP:PORT TEXT"), for what a
+ * program logs beyond the common lines. */
 void session_log_event(struct handler *h, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 

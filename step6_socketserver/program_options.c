@@ -2,10 +2,12 @@
  * step6_socketserver/program_options.c - the command line every step-6 program takes.
  *
  * getopt_long over three groups of options: the common ones (--host, --port, --mode,
- * --max-children, and the defences --timeout, --max-clients, --allow), --udp and --unix
+ * --max-children, the pools' --workers, --accept-lock, --accept-by, --log-worker, and
+ * the defences --timeout, --max-clients, --allow), --udp and --unix
  * for a program that offers datagrams, then the program's own, each handed to its
  * parse_option. Every value is checked whole ("80x", " 80", "+80" are refused, not read
- * as 80), and a bad one gets a line naming the option and why, the usage, and exit 2.
+ * as 80), and a bad one gets a line naming the option and why, the usage, and exit 2;
+ * so does an option the chosen mode has no use for (--workers without a pool, say).
  *
  * How to see it: step6_socketserver/upper --help; upper --port 80x (exit 2).
  */
@@ -21,14 +23,18 @@
 #include <string.h>
 
 enum { OPT_MODE = 256, OPT_MAX_CHILDREN, OPT_UDP, OPT_UNIX, OPT_TIMEOUT, OPT_MAX_CLIENTS,
-       OPT_ALLOW };
-enum { MAX_OPTIONS = 16 };
+       OPT_ALLOW, OPT_WORKERS, OPT_ACCEPT_LOCK, OPT_ACCEPT_BY, OPT_LOG_WORKER };
+enum { MAX_OPTIONS = 24 };
 
 static const struct option common_options[] = {
     {"host", required_argument, NULL, 'H'},
     {"port", required_argument, NULL, 'p'},
     {"mode", required_argument, NULL, OPT_MODE},
     {"max-children", required_argument, NULL, OPT_MAX_CHILDREN},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"accept-lock", required_argument, NULL, OPT_ACCEPT_LOCK},
+    {"accept-by", required_argument, NULL, OPT_ACCEPT_BY},
+    {"log-worker", no_argument, NULL, OPT_LOG_WORKER},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
     {"allow", required_argument, NULL, OPT_ALLOW},
@@ -46,8 +52,19 @@ static const char common_help[] =
     "  -H, --host HOST         address to listen on (default 127.0.0.1)\n"
     "  -p, --port PORT         port to listen on, 0 picks a free one (default 9999)\n"
     "      --mode MODE         sync (one client at a time), threading (a thread per\n"
-    "                          client) or forking (a process per client); default threading\n"
+    "                          client), forking (a process per client), prefork (N\n"
+    "                          processes forked at start) or pool (N threads made at\n"
+    "                          start); default threading. prefork and pool serve\n"
+    "                          streams only: not with --udp\n"
     "      --max-children N    forking: at most N children at once (default 40)\n"
+    "      --workers N         prefork, pool: N workers, so N clients at once; the next\n"
+    "                          waits in the backlog until one leaves (default 4)\n"
+    "      --accept-lock LOCK  prefork: what a worker takes before accept(): none, file\n"
+    "                          (an fcntl lock) or mutex (process-shared); default none\n"
+    "      --accept-by WHO     pool: workers (in turn, under a mutex) or main (the main\n"
+    "                          thread, handing over to an idle worker); default workers\n"
+    "      --log-worker        every log line starts with the worker's name and ': '\n"
+    "                          (Thread-N, Process-PID, MainThread)\n"
     "      --timeout SECONDS   close a stream client silent for SECONDS (default: never)\n"
     "      --max-clients N     threading: refuse a client beyond N at once (default: no limit)\n"
     "      --allow CIDR        serve only peers in this IPv4 or IPv6 network, refuse the\n"
@@ -67,6 +84,7 @@ static void usage(const struct program *p, FILE *out, int status);
 static void bad_value(const struct program *p, const char *option, const char *value,
                       const char *why);
 static int parse_mode(const char *text, enum server_mode *mode);
+static int parse_name(const char *text, const char *const *names, size_t count);
 static size_t parse_count(const struct program *p, const char *option, const char *value);
 static double parse_seconds(const char *text);
 static int parse_network(const char *text, struct program_network *net);
@@ -79,6 +97,8 @@ void program_parse(struct program *p, int argc, char **argv) {
   p->port = "9999";
   p->mode = SERVER_THREADING;
   p->max_children = 40; /* Python's ForkingMixIn.max_children */
+  p->workers = 4;
+  bool max_children_given = false, workers_given = false, lock_given = false, by_given = false;
   struct option all[MAX_OPTIONS];
   collect_options(p, all);
   int c, index = -1;
@@ -103,6 +123,33 @@ void program_parse(struct program *p, int argc, char **argv) {
       break;
     case OPT_MAX_CHILDREN:
       p->max_children = parse_count(p, option, optarg);
+      max_children_given = true;
+      break;
+    case OPT_WORKERS:
+      p->workers = parse_count(p, option, optarg);
+      workers_given = true;
+      break;
+    case OPT_ACCEPT_LOCK: {
+      static const char *const locks[] = {[ACCEPT_LOCK_NONE] = "none", [ACCEPT_LOCK_FILE] = "file",
+                                          [ACCEPT_LOCK_MUTEX] = "mutex"};
+      int lock = parse_name(optarg, locks, sizeof locks / sizeof locks[0]);
+      if (lock < 0)
+        bad_value(p, option, optarg, "none, file or mutex");
+      p->accept_lock = (enum server_accept_lock)lock;
+      lock_given = true;
+      break;
+    }
+    case OPT_ACCEPT_BY: {
+      static const char *const whos[] = {[ACCEPT_BY_WORKERS] = "workers", [ACCEPT_BY_MAIN] = "main"};
+      int by = parse_name(optarg, whos, sizeof whos / sizeof whos[0]);
+      if (by < 0)
+        bad_value(p, option, optarg, "workers or main");
+      p->accept_by = (enum server_accept_by)by;
+      by_given = true;
+      break;
+    }
+    case OPT_LOG_WORKER:
+      p->log_worker = true;
       break;
     case OPT_TIMEOUT:
       if ((p->timeout = parse_seconds(optarg)) < 0)
@@ -146,9 +193,21 @@ void program_parse(struct program *p, int argc, char **argv) {
     fprintf(stderr, "%s: unexpected argument: %s\n", p->name, argv[optind]);
     usage(p, stderr, 2);
   }
+  bool pool = p->mode == SERVER_PREFORK || p->mode == SERVER_POOL;
   const char *misfit = NULL;
   if (p->max_clients > 0 && (p->mode != SERVER_THREADING || p->udp))
     misfit = "--max-clients is for stream clients in --mode threading";
+  else if (pool && p->udp)
+    misfit = "--mode prefork and pool serve streams: their workers wait in accept(), which "
+             "datagrams have not";
+  else if (max_children_given && pool)
+    misfit = "--max-children is for --mode forking: prefork and pool take --workers";
+  else if (workers_given && !pool)
+    misfit = "--workers is for --mode prefork and pool";
+  else if (lock_given && p->mode != SERVER_PREFORK)
+    misfit = "--accept-lock is for --mode prefork";
+  else if (by_given && p->mode != SERVER_POOL)
+    misfit = "--accept-by is for --mode pool";
   else if (p->allow_count > 0 && p->unix_path != NULL)
     misfit = "--allow is for IP peers, not --unix";
   if (misfit != NULL) {
@@ -225,15 +284,22 @@ static size_t parse_count(const struct program *p, const char *option, const cha
   return (size_t)n;
 }
 
+/* TEXT's index among COUNT NAMES, or -1. */
+static int parse_name(const char *text, const char *const *names, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    if (strcmp(text, names[i]) == 0)
+      return (int)i;
+  return -1;
+}
+
 static int parse_mode(const char *text, enum server_mode *mode) {
   static const char *const names[] = {[SERVER_SYNC] = "sync", [SERVER_THREADING] = "threading",
-                                      [SERVER_FORKING] = "forking"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if (strcmp(text, names[i]) == 0) {
-      *mode = (enum server_mode)i;
-      return 0;
-    }
-  return -1;
+                                      [SERVER_FORKING] = "forking", [SERVER_PREFORK] = "prefork",
+                                      [SERVER_POOL] = "pool"};
+  int i = parse_name(text, names, sizeof names / sizeof names[0]);
+  if (i >= 0)
+    *mode = (enum server_mode)i;
+  return i < 0 ? -1 : 0;
 }
 
 /* The common options, the datagram ones if offered, then the program's own. */

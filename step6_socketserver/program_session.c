@@ -7,6 +7,7 @@
  * in between, session_receive logs each message as "wrote:". A reset or a timeout is the
  * client's doing, not an error: session_failed keeps it in the session, for finish to
  * log, and session_status still says HANDLER_OK. A datagram is logged only as "wrote:".
+ * With --log-worker every line starts with the worker's name (current_thread_name()).
  *
  * How to see it: step6_socketserver/upper, then tests/client; or upper --timeout 1 and
  * tests/client hold ("timed out").
@@ -26,9 +27,20 @@ static struct session *session_of(struct handler *h) { return (struct session *)
 /* Each stream session is logged from its start to its end; a datagram only as "wrote:". */
 static bool is_stream(const struct handler *h) { return h->server->socket_type == SOCK_STREAM; }
 
+enum { WORKER_PREFIX_SIZE = 40 }; /* "Process-PID: " */
+
+/* "NAME: " with --log-worker, else "": what starts each of h's log lines. */
+static const char *worker_prefix(struct handler *h, char prefix[WORKER_PREFIX_SIZE]) {
+  prefix[0] = '\0';
+  if (session_program(h)->log_worker)
+    snprintf(prefix, WORKER_PREFIX_SIZE, "%s: ", current_thread_name());
+  return prefix;
+}
+
 int session_setup(struct handler *h) {
+  char prefix[WORKER_PREFIX_SIZE];
   if (is_stream(h))
-    printf("%s connected\n", h->client_address);
+    printf("%s%s connected\n", worker_prefix(h, prefix), h->client_address);
   return request_handler_setup(h);
 }
 
@@ -36,9 +48,11 @@ void session_finish(struct handler *h) {
   static const char *const last_line[] = {[SESSION_DISCONNECTED] = "disconnected",
                                           [SESSION_RESET] = "reset",
                                           [SESSION_TIMED_OUT] = "timed out"};
+  char prefix[WORKER_PREFIX_SIZE];
   request_handler_finish(h);
   if (is_stream(h))
-    printf("%s %s\n", h->client_address, last_line[session_of(h)->end]);
+    printf("%s%s %s\n", worker_prefix(h, prefix), h->client_address,
+           last_line[session_of(h)->end]);
 }
 
 ssize_t session_receive(struct handler *h, char *buf, size_t size) {
@@ -81,15 +95,18 @@ void session_log_event(struct handler *h, const char *format, ...) {
   va_start(args, format);
   vsnprintf(line, sizeof line, format, args);
   va_end(args);
-  printf("%s %s\n", h->client_address, line);
+  char prefix[WORKER_PREFIX_SIZE];
+  printf("%s%s %s\n", worker_prefix(h, prefix), h->client_address, line);
 }
 
 /* Control bytes are shown as '.': a client's newline or NUL must not forge or hide a line. */
 void session_log_wrote(struct handler *h, const char *text, size_t len) {
   /* Built whole and handed to stdio at once, a 16 KiB message is two write()s, not five;
      a longer one goes in pieces of this size (a message has no size limit). */
-  char line[SERVER_NAME_SIZE + 16 + 16384];
-  size_t used = (size_t)snprintf(line, SERVER_NAME_SIZE + 16, "%s wrote: ", h->client_address);
+  enum { HEAD_SIZE = WORKER_PREFIX_SIZE + SERVER_NAME_SIZE + 16 };
+  char line[HEAD_SIZE + 16384], prefix[WORKER_PREFIX_SIZE];
+  size_t used = (size_t)snprintf(line, HEAD_SIZE, "%s%s wrote: ", worker_prefix(h, prefix),
+                                 h->client_address);
   len = program_trimmed_length(text, len);
   flockfile(stdout); /* one whole line, even when several threads log at once */
   for (size_t i = 0; i < len; i++) {

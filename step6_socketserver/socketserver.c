@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -64,8 +65,20 @@ struct server_state {
   pid_t serving_pid;
   struct worker *workers; /* threading: live threads and finished, unjoined ones */
   size_t worker_count;
-  pid_t *active_children; /* forking: the pids of our children */
+  pid_t *active_children; /* forking, prefork: the pids of our children */
   size_t child_count, child_capacity;
+  bool stopping; /* threading, pool: the connections are cut; none is taken on */
+  /* Prefork: the accept lock the workers share, a file's or a mutex in shared memory. */
+  int accept_lock_fd;
+  pthread_mutex_t *shared_accept_lock;
+  /* Pool. By workers: the mutex they take turns at accept under. By main: the requests
+     handed over (a ring of s->workers), the workers waiting for one and not yet given
+     one, and a pipe a worker writes to when it becomes idle, which wakes serve_forever. */
+  pthread_mutex_t pool_accept_lock;
+  pthread_cond_t handed_over;
+  struct request **handover;
+  size_t handover_first, handover_count, idle_workers;
+  int idle_pipe[2];
 };
 
 /* Python numbers every thread it creates, in one sequence for the whole process. */
@@ -85,6 +98,10 @@ static atomic_int child_connection = -1;
 static atomic_int child_stop;
 
 static _Thread_local char address_error[SERVER_ERROR_SIZE]; /* see server_address_error */
+
+static void reap_children(struct server *s, bool blocking, void (*ended)(struct server *, pid_t, int));
+static void end_children(struct server *s);
+static int verify_and_process(struct server *s, struct request *req);
 
 /* ---- The classes, as data ----------------------------------------------------------- */
 
@@ -140,6 +157,18 @@ static const struct server_ops forking_mixin_methods = {
     .server_close = forking_mixin_server_close,
 };
 
+static const struct server_ops prefork_mixin_methods = {
+    .server_activate = prefork_mixin_server_activate,
+    .service_actions = prefork_mixin_service_actions,
+    .server_close = prefork_mixin_server_close,
+};
+
+static const struct server_ops thread_pool_mixin_methods = {
+    .process_request = thread_pool_mixin_process_request,
+    .service_actions = thread_pool_mixin_service_actions,
+    .server_close = thread_pool_mixin_server_close,
+};
+
 /* The handler base class whose setup and finish fit the socket (NULL in a handler_class
  * means these); BaseRequestHandler's are for a subclass that wants neither. */
 static const struct handler_class stream_request_handler = {
@@ -185,6 +214,8 @@ static const struct server_ops *const mixins[] = {
     [SERVER_SYNC] = NULL, /* no mix-in */
     [SERVER_THREADING] = &threading_mixin_methods,
     [SERVER_FORKING] = &forking_mixin_methods,
+    [SERVER_PREFORK] = &prefork_mixin_methods,
+    [SERVER_POOL] = &thread_pool_mixin_methods,
 };
 
 static const struct server_class *class_of(const struct server *s) {
@@ -236,6 +267,8 @@ static void close_pipes(struct server *s) {
   close_fd(&state->wake_pipe[1]);
   close_fd(&state->children_pipe[0]);
   close_fd(&state->children_pipe[1]);
+  close_fd(&state->idle_pipe[0]);
+  close_fd(&state->idle_pipe[1]);
 }
 
 /* Numeric "IP:PORT" or the Unix path: never a reverse DNS lookup. */
@@ -637,6 +670,20 @@ void base_server_handle_timeout(struct server *s) { (void)s; }
 void base_server_service_actions(struct server *s) { (void)s; }
 void base_server_server_close(struct server *s) { (void)s; }
 
+/* The part of _handle_request_noblock after get_request; a prefork worker's too. */
+static int verify_and_process(struct server *s, struct request *req) {
+  if (!s->ops.verify_request(s, req)) {
+    s->ops.shutdown_request(s, req);
+    return 0;
+  }
+  int status = s->ops.process_request(s, req);
+  if (status == HANDLER_ERROR)
+    s->ops.handle_error(s, req);
+  if (status != HANDLER_OK)
+    s->ops.shutdown_request(s, req);
+  return status == HANDLER_FATAL ? HANDLER_FATAL : 0;
+}
+
 /*
  * _handle_request_noblock: every request get_request returns reaches shutdown_request
  * exactly once in the process that owns it; here on refusal (bpo-26309) and on error.
@@ -652,33 +699,47 @@ int base_server_handle_request_noblock(struct server *s) {
     }
     return 0;
   }
-  if (!s->ops.verify_request(s, req)) {
-    s->ops.shutdown_request(s, req);
-    return 0;
-  }
-  int status = s->ops.process_request(s, req);
-  if (status == HANDLER_ERROR)
-    s->ops.handle_error(s, req);
-  if (status != HANDLER_OK)
-    s->ops.shutdown_request(s, req);
-  return status == HANDLER_FATAL ? HANDLER_FATAL : 0;
+  return verify_and_process(s, req);
+}
+
+/* Whether the serving thread accepts now: not in a prefork parent nor where pool workers
+ * accept; where the pool's main thread accepts, only while a worker is idle. The pool's
+ * idle pipe is drained first, so a worker that becomes idle after the look writes a byte
+ * the wait sees. */
+static bool serving_thread_accepts(struct server *s) {
+  struct server_state *state = s->state;
+  if (s->mode == SERVER_PREFORK || (s->mode == SERVER_POOL && s->accept_by == ACCEPT_BY_WORKERS))
+    return false;
+  if (s->mode != SERVER_POOL)
+    return true;
+  char drain[64];
+  while (read(state->idle_pipe[0], drain, sizeof drain) > 0)
+    continue;
+  pthread_mutex_lock(&state->lock);
+  bool idle = state->idle_workers > 0;
+  pthread_mutex_unlock(&state->lock);
+  return idle;
 }
 
 /*
  * Wait for a request, or (watch_pipe) for a stop request on the self-pipe, at most
- * timeout_ms. After EMFILE the listener is left out until the pause is over.
+ * timeout_ms. After EMFILE the listener is left out until the pause is over; so is it
+ * while the serving thread does not accept, and then a pool worker becoming idle
+ * (fds[2]) ends the wait too.
  */
-static int wait_for_request(struct server *s, struct pollfd fds[2], int timeout_ms,
+static int wait_for_request(struct server *s, struct pollfd fds[3], int timeout_ms,
                             bool watch_pipe) {
   double pause = s->state->accepts_paused_until - now();
   bool paused = pause > 0;
   if (paused && (timeout_ms < 0 || to_ms(pause) < timeout_ms))
     timeout_ms = to_ms(pause);
+  bool accepting = serving_thread_accepts(s);
   fds[0] = (struct pollfd){.fd = watch_pipe ? s->state->wake_pipe[0] : -1, .events = POLLIN};
-  fds[1] = (struct pollfd){.fd = paused ? -1 : s->ops.fileno(s), .events = POLLIN};
-  int n = poll(fds, 2, timeout_ms); /* poll() ignores negative fds */
+  fds[1] = (struct pollfd){.fd = paused || !accepting ? -1 : s->ops.fileno(s), .events = POLLIN};
+  fds[2] = (struct pollfd){.fd = s->state->idle_pipe[0], .events = POLLIN};
+  int n = poll(fds, 3, timeout_ms); /* poll() ignores negative fds */
   if (n < 0)
-    fds[0].revents = fds[1].revents = 0; /* EINTR: the caller looks at its flag */
+    fds[0].revents = fds[1].revents = fds[2].revents = 0; /* EINTR: the caller looks at its flag */
   return n;
 }
 
@@ -691,8 +752,10 @@ int server_serve_forever(struct server *s, double poll_interval) {
   pthread_mutex_unlock(&state->lock);
   atomic_store(&state->owner_pid, getpid());
   int status = 0;
+  if (s->mode == SERVER_PREFORK || s->mode == SERVER_POOL)
+    s->ops.service_actions(s); /* the workers start: the pool exists before any client */
   while (!atomic_load(&state->shutdown_request)) {
-    struct pollfd fds[2];
+    struct pollfd fds[3];
     wait_for_request(s, fds, to_ms(poll_interval), true);
     if (fds[0].revents) /* the self-pipe: a stop, maybe from a forked child */
       atomic_store(&state->shutdown_request, 1);
@@ -723,7 +786,7 @@ int server_handle_request(struct server *s) {
       s->ops.handle_timeout(s);
       return 0;
     }
-    struct pollfd fds[2];
+    struct pollfd fds[3];
     if (wait_for_request(s, fds, to_ms(left), false) > 0 && fds[1].revents)
       return base_server_handle_request_noblock(s);
   }
@@ -1025,6 +1088,8 @@ static void join_workers(struct server *s, bool all) {
 static void cut_connections(struct server *s) {
   struct server_state *state = s->state;
   pthread_mutex_lock(&state->lock);
+  state->stopping = true; /* a pool worker takes no connection on from here */
+  pthread_cond_broadcast(&state->handed_over);
   for (struct worker *w = state->workers; w != NULL; w = w->next)
     if (w->connection >= 0)
       shutdown(w->connection, SHUT_RDWR); /* the handler reads end of stream */
@@ -1043,14 +1108,19 @@ void threading_mixin_process_request_thread(struct server *s, struct request *re
   s->ops.shutdown_request(s, req);
 }
 
-static void *worker_main(void *arg) {
-  struct worker *w = arg;
-  struct server *s = w->server;
+/* The calling thread becomes W: its name for the log and for the kernel (ps, gdb). */
+static void become_worker(struct worker *w) {
   snprintf(thread_name, sizeof thread_name, "%s", w->name);
   char short_name[16]; /* the kernel keeps 15 characters */
   snprintf(short_name, sizeof short_name, "%.15s", w->name);
   pthread_setname_np(pthread_self(), short_name);
   current_worker = w;
+}
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  struct server *s = w->server;
+  become_worker(w);
   threading_mixin_process_request_thread(s, w->request);
   pthread_mutex_lock(&s->state->lock);
   w->finished = true; /* joined at the next request or poll tick */
@@ -1058,30 +1128,36 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
-int threading_mixin_process_request(struct server *s, struct request *req) {
+/* A thread named Thread-N running MAIN(w), in the registry; 0, or an errno. */
+static int start_worker(struct server *s, struct request *req, void *(*main)(void *)) {
   struct server_state *state = s->state;
-  join_workers(s, false);
   struct worker *w = calloc(1, sizeof *w);
-  if (w == NULL) {
-    set_error(req, "cannot start a thread", errno);
-    return HANDLER_ERROR;
-  }
+  if (w == NULL)
+    return errno;
   w->server = s;
   w->request = req;
-  w->connection = is_stream(s) ? req->fd : -1; /* a datagram's is the server socket: not cut */
+  /* A datagram's is the server socket: not cut. A pool worker's is set per request. */
+  w->connection = req != NULL && is_stream(s) ? req->fd : -1;
   snprintf(w->name, sizeof w->name, "Thread-%lu", atomic_fetch_add(&thread_counter, 1) + 1);
   /* Registered only once it runs (Python appends first), under the lock so the thread
      cannot finish before it is in the registry. */
   pthread_mutex_lock(&state->lock);
-  int rc = pthread_create(&w->thread, NULL, worker_main, w);
+  int rc = pthread_create(&w->thread, NULL, main, w);
   if (rc == 0) {
     w->next = state->workers;
     state->workers = w;
     state->worker_count++;
   }
   pthread_mutex_unlock(&state->lock);
-  if (rc != 0) {
+  if (rc != 0)
     free(w);
+  return rc;
+}
+
+int threading_mixin_process_request(struct server *s, struct request *req) {
+  join_workers(s, false);
+  int rc = start_worker(s, req, worker_main);
+  if (rc != 0) {
     set_error(req, "cannot start a thread", rc);
     return HANDLER_ERROR; /* handle_error, then shutdown_request closes it once */
   }
@@ -1130,6 +1206,25 @@ static void forget_child(struct server *s, size_t i) {
   state->active_children[i] = state->active_children[state->child_count];
 }
 
+/* Reap those of our children that have ended (blocking: wait for each), asking for our
+ * own pids only; ENDED, if given, hears of each with its wait status. */
+static void reap_children(struct server *s, bool blocking, void (*ended)(struct server *, pid_t, int)) {
+  struct server_state *state = s->state;
+  for (size_t i = state->child_count; i-- > 0;) {
+    pid_t pid;
+    int status = 0;
+    do
+      pid = waitpid(state->active_children[i], &status, blocking ? 0 : WNOHANG);
+    while (pid < 0 && errno == EINTR);
+    if (pid > 0 || (pid < 0 && errno == ECHILD)) {
+      pid_t child = state->active_children[i];
+      forget_child(s, i);
+      if (ended != NULL && pid > 0)
+        ended(s, child, status);
+    }
+  }
+}
+
 /*
  * Reap our children. Only at max_children does it wait for any child (waitpid(-1)), as
  * Python does, and that can reap a child the program forked itself; otherwise it asks
@@ -1156,14 +1251,7 @@ void forking_mixin_collect_children(struct server *s, bool blocking) {
       break;
     }
   }
-  for (size_t i = state->child_count; i-- > 0;) {
-    pid_t pid;
-    do
-      pid = waitpid(state->active_children[i], NULL, blocking ? 0 : WNOHANG);
-    while (pid < 0 && errno == EINTR);
-    if (pid > 0 || (pid < 0 && errno == ECHILD))
-      forget_child(s, i);
-  }
+  reap_children(s, blocking, NULL);
 }
 
 void forking_mixin_handle_timeout(struct server *s) { forking_mixin_collect_children(s, false); }
@@ -1234,7 +1322,7 @@ static bool children_end_within(struct server *s, int ms) {
   double deadline = now() + ms / 1000.0;
   size_t left = state->child_count;
   for (;;) {
-    forking_mixin_collect_children(s, false);
+    reap_children(s, false, NULL);
     if (state->child_count == 0)
       return true;
     if (state->child_count < left) {
@@ -1259,12 +1347,18 @@ static void signal_children(struct server *s, int signo) {
  * closed and ends; then SIGKILL for what is left. Either way it is said on stderr.
  */
 void forking_mixin_server_close(struct server *s) {
-  struct server_state *state = s->state;
   tcp_server_server_close(s);
   if (!s->block_on_close) {
     forking_mixin_collect_children(s, false);
     return;
   }
+  end_children(s);
+}
+
+/* Close the children's pipe and wait for them; a stopped or stuck one gets SIGCONT, then
+ * SIGKILL (see forking_mixin_server_close). */
+static void end_children(struct server *s) {
+  struct server_state *state = s->state;
   close_fd(&state->children_pipe[1]);
   if (children_end_within(s, CHILD_GRACE_MS))
     return;
@@ -1275,10 +1369,338 @@ void forking_mixin_server_close(struct server *s) {
     return;
   fprintf(stderr, "stopping: %zu children still running: SIGKILL\n", state->child_count);
   signal_children(s, SIGKILL);
-  forking_mixin_collect_children(s, true); /* SIGKILL cannot be caught: this is short */
+  reap_children(s, true, NULL); /* SIGKILL cannot be caught: this is short */
 }
 
 size_t server_active_children(struct server *s) { return s->state->child_count; }
+
+/* ---- PreforkingMixIn (beyond Python: Stevens' serv02, serv03, serv04) --------------- */
+
+/* The lock a worker takes before accept(); 0, or -1 with errno set. */
+static int take_accept_lock(struct server *s) {
+  struct server_state *state = s->state;
+  if (s->accept_lock == ACCEPT_LOCK_FILE) {
+    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    while (fcntl(state->accept_lock_fd, F_SETLKW, &lock) < 0)
+      if (errno != EINTR)
+        return -1;
+  } else if (s->accept_lock == ACCEPT_LOCK_MUTEX) {
+    int rc = pthread_mutex_lock(state->shared_accept_lock);
+    if (rc == EOWNERDEAD) /* a worker died holding it (SIGKILL in accept): it guarded no data */
+      rc = pthread_mutex_consistent(state->shared_accept_lock);
+    if (rc != 0) {
+      errno = rc;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void release_accept_lock(struct server *s) {
+  struct server_state *state = s->state;
+  if (s->accept_lock == ACCEPT_LOCK_FILE) {
+    struct flock unlock = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+    fcntl(state->accept_lock_fd, F_SETLK, &unlock);
+  } else if (s->accept_lock == ACCEPT_LOCK_MUTEX) {
+    pthread_mutex_unlock(state->shared_accept_lock);
+  }
+}
+
+/* serv03's lock file is unlinked at once: only the open descriptor, which the workers
+ * inherit, names it, and nothing is left behind. serv04's mutex lives in memory the
+ * workers share; robust, so a worker killed while holding it does not block the rest. */
+static int make_accept_lock(struct server *s) {
+  struct server_state *state = s->state;
+  if (s->accept_lock == ACCEPT_LOCK_FILE) {
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/accept-lock.XXXXXX", dir);
+    state->accept_lock_fd = mkostemp(path, O_CLOEXEC);
+    if (state->accept_lock_fd < 0)
+      return -1;
+    unlink(path);
+  } else if (s->accept_lock == ACCEPT_LOCK_MUTEX) {
+    void *shared = mmap(NULL, sizeof(pthread_mutex_t), PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED)
+      return -1;
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    int rc = pthread_mutex_init(shared, &attr);
+    pthread_mutexattr_destroy(&attr);
+    if (rc != 0) {
+      munmap(shared, sizeof(pthread_mutex_t));
+      errno = rc;
+      return -1;
+    }
+    state->shared_accept_lock = shared;
+  }
+  return 0;
+}
+
+static void free_accept_lock(struct server *s) {
+  struct server_state *state = s->state;
+  close_fd(&state->accept_lock_fd);
+  if (state->shared_accept_lock != NULL) {
+    if (!state->in_child)
+      pthread_mutex_destroy(state->shared_accept_lock);
+    munmap(state->shared_accept_lock, sizeof(pthread_mutex_t));
+    state->shared_accept_lock = NULL;
+  }
+}
+
+/* listen(), then the listener blocks again: a worker waits in accept() itself, as
+ * Stevens' do, and the stop reaches it there (see prefork_mixin_server_close). */
+int prefork_mixin_server_activate(struct server *s) {
+  if (tcp_server_server_activate(s) < 0)
+    return -1;
+  int flags = fcntl(s->socket, F_GETFL);
+  if (flags < 0 || fcntl(s->socket, F_SETFL, flags & ~O_NONBLOCK) < 0)
+    return -1;
+  return make_accept_lock(s);
+}
+
+/* A worker: accept and handle until accept fails for good (the parent has shut the
+ * listener down), then _exit; never back into the parent's loop. */
+static void prefork_worker(struct server *s) {
+  struct server_state *state = s->state;
+  state->in_child = true;
+  close_fd(&state->children_pipe[1]); /* else the parent's close could never end our reads */
+  snprintf(thread_name, sizeof thread_name, "Process-%ld", (long)getpid());
+  int status = 0;
+  for (;;) {
+    if (take_accept_lock(s) < 0) {
+      fprintf(stderr, "%s: accept lock: %s\n", thread_name, strerror(errno));
+      status = 1;
+      break;
+    }
+    struct request *req = s->ops.get_request(s);
+    int err = errno;
+    release_accept_lock(s);
+    if (req == NULL) {
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        fprintf(stderr, "accept: %s (pausing for %d ms)\n", strerror(err), ACCEPT_BACKOFF_MS);
+        struct pollfd stop = {.fd = state->children_pipe[0], .events = POLLIN};
+        poll(&stop, 1, ACCEPT_BACKOFF_MS);
+        continue;
+      }
+      if (err == ECONNABORTED || err == EPROTO || err == EAGAIN)
+        continue; /* that client left before we took it */
+      break; /* EINVAL: the listener is shut down, the server stops */
+    }
+    /* A stop signal to a worker ends its session, not the worker (see on_stop_signal). */
+    atomic_store(&child_connection, req->fd);
+    int result = verify_and_process(s, req);
+    atomic_store(&child_connection, -1);
+    if (result == HANDLER_FATAL) {
+      status = 1;
+      break;
+    }
+  }
+  free_accept_lock(s);
+  close_fd(&s->socket);
+  close_pipes(s);
+  fflush(NULL); /* _exit does not flush, and the parent flushed before fork */
+  _exit(status);
+}
+
+/* The parent hears of a worker that ended while serving: a line on stderr. */
+static void worker_ended(struct server *s, pid_t pid, int status) {
+  if (s->state->stopping)
+    return;
+  if (WIFSIGNALED(status))
+    fprintf(stderr, "worker Process-%ld killed by signal %d: starting another\n", (long)pid,
+            WTERMSIG(status));
+  else
+    fprintf(stderr, "worker Process-%ld exited with status %d: starting another\n", (long)pid,
+            WEXITSTATUS(status));
+}
+
+void prefork_mixin_service_actions(struct server *s) {
+  struct server_state *state = s->state;
+  reap_children(s, false, worker_ended);
+  if (state->child_capacity < s->workers) {
+    pid_t *pids = realloc(state->active_children, s->workers * sizeof *pids);
+    if (pids == NULL) {
+      fprintf(stderr, "cannot start the workers: %s\n", strerror(errno));
+      return;
+    }
+    state->active_children = pids;
+    state->child_capacity = s->workers;
+  }
+  while (state->child_count < s->workers && !atomic_load(&state->shutdown_request)) {
+    fflush(NULL); /* or the child would print our buffered output again */
+    pid_t pid = fork();
+    if (pid < 0) {
+      fprintf(stderr, "cannot start a worker: %s (trying again in a moment)\n", strerror(errno));
+      return;
+    }
+    if (pid == 0)
+      prefork_worker(s);
+    state->active_children[state->child_count++] = pid;
+  }
+}
+
+/* Race-free: a worker blocked in accept(), or waiting for the lock held by one that is,
+ * cannot miss the stop, for the shut-down listener fails every accept, then and later. */
+void prefork_mixin_server_close(struct server *s) {
+  struct server_state *state = s->state;
+  state->stopping = true; /* the workers that end now are not replaced, nor reported */
+  if (s->socket >= 0)
+    shutdown(s->socket, SHUT_RDWR);
+  end_children(s);
+  free_accept_lock(s);
+  tcp_server_server_close(s);
+}
+
+/* ---- ThreadPoolMixIn (beyond Python: Stevens' serv07, serv08) ----------------------- */
+
+/* Take REQ's connection on as W's, unless the pool is stopping; under the lock, so a
+ * stop cuts either it or nothing. */
+static bool take_on(struct server *s, struct worker *w, struct request *req) {
+  pthread_mutex_lock(&s->state->lock);
+  bool stopping = s->state->stopping;
+  if (!stopping)
+    w->connection = req->fd;
+  pthread_mutex_unlock(&s->state->lock);
+  return !stopping;
+}
+
+/* A worker of the pool's end: the registry joins it. */
+static void *pool_worker_ends(struct server *s, struct worker *w) {
+  pthread_mutex_lock(&s->state->lock);
+  w->finished = true;
+  pthread_mutex_unlock(&s->state->lock);
+  return NULL;
+}
+
+/* serv07: under the mutex, wait for a client or the stop (the children's pipe, closed
+ * by server_close), accept, release, serve. */
+static void *pool_worker_accepting(void *arg) {
+  struct worker *w = arg;
+  struct server *s = w->server;
+  struct server_state *state = s->state;
+  become_worker(w);
+  for (;;) {
+    pthread_mutex_lock(&state->pool_accept_lock);
+    struct pollfd fds[2] = {{.fd = state->children_pipe[0], .events = POLLIN},
+                            {.fd = s->socket, .events = POLLIN}};
+    int n;
+    do
+      n = poll(fds, 2, -1);
+    while (n < 0 && errno == EINTR);
+    struct request *req = n > 0 && !fds[0].revents ? s->ops.get_request(s) : NULL;
+    int err = errno;
+    pthread_mutex_unlock(&state->pool_accept_lock);
+    if (n < 0 || fds[0].revents)
+      break; /* the stop */
+    if (req == NULL) {
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        fprintf(stderr, "accept: %s (pausing for %d ms)\n", strerror(err), ACCEPT_BACKOFF_MS);
+        poll(fds, 1, ACCEPT_BACKOFF_MS); /* the stop still ends it */
+      }
+      continue; /* EAGAIN: the client left between poll() and accept() */
+    }
+    if (!s->ops.verify_request(s, req)) {
+      s->ops.shutdown_request(s, req);
+      continue;
+    }
+    if (!take_on(s, w, req)) {
+      s->ops.shutdown_request(s, req);
+      break;
+    }
+    threading_mixin_process_request_thread(s, req); /* handle_error; FATAL ends nothing */
+  }
+  return pool_worker_ends(s, w);
+}
+
+/* serv08: wait until the serving thread hands a request over, or the stop. Each time it
+ * waits, it says so on the idle pipe, which lets serve_forever accept again. */
+static void *pool_worker_handed(void *arg) {
+  struct worker *w = arg;
+  struct server *s = w->server;
+  struct server_state *state = s->state;
+  for (become_worker(w);;) {
+    pthread_mutex_lock(&state->lock);
+    state->idle_workers++;
+    ssize_t n = write(state->idle_pipe[1], "i", 1); /* full: a byte is there already */
+    (void)n;
+    while (!state->stopping && state->handover_count == 0)
+      pthread_cond_wait(&state->handed_over, &state->lock);
+    if (state->stopping) {
+      pthread_mutex_unlock(&state->lock);
+      break; /* server_close closes what is still handed over */
+    }
+    struct request *req = state->handover[state->handover_first];
+    state->handover_first = (state->handover_first + 1) % s->workers;
+    state->handover_count--;
+    w->connection = req->fd;
+    pthread_mutex_unlock(&state->lock);
+    threading_mixin_process_request_thread(s, req);
+  }
+  return pool_worker_ends(s, w);
+}
+
+/* serve_forever accepted REQ while a worker was idle (serving_thread_accepts): hand it
+ * to that worker. The ring has a place for each worker, so it is never full. */
+int thread_pool_mixin_process_request(struct server *s, struct request *req) {
+  struct server_state *state = s->state;
+  pthread_mutex_lock(&state->lock);
+  bool handed = state->idle_workers > 0 && !state->stopping;
+  if (handed) {
+    state->handover[(state->handover_first + state->handover_count) % s->workers] = req;
+    state->handover_count++;
+    state->idle_workers--;
+    pthread_cond_signal(&state->handed_over);
+  }
+  pthread_mutex_unlock(&state->lock);
+  if (!handed) {
+    snprintf(req->error, sizeof req->error, "no idle worker");
+    return HANDLER_ERROR;
+  }
+  return HANDLER_OK;
+}
+
+/* At the start of serve_forever, and at each poll tick: join the workers that have
+ * ended (a handler's HANDLER_FATAL ends its thread, as in ThreadingMixIn) and start
+ * those the pool lacks. */
+void thread_pool_mixin_service_actions(struct server *s) {
+  struct server_state *state = s->state;
+  join_workers(s, false);
+  if (state->handover == NULL) {
+    state->handover = calloc(s->workers, sizeof *state->handover);
+    if (state->handover == NULL) {
+      fprintf(stderr, "cannot start the workers: %s\n", strerror(errno));
+      return;
+    }
+  }
+  void *(*main)(void *) = s->accept_by == ACCEPT_BY_MAIN ? pool_worker_handed : pool_worker_accepting;
+  while (server_thread_count(s) < s->workers) {
+    int rc = start_worker(s, NULL, main);
+    if (rc != 0) {
+      fprintf(stderr, "cannot start a worker: %s (trying again in a moment)\n", strerror(rc));
+      return;
+    }
+  }
+}
+
+/* The idle workers wake (the pipe for those at accept, the condition for those waiting
+ * for a request), the busy ones' connections are cut, all are joined; then the
+ * listener goes, which nobody polls any more, and what was handed over but not taken. */
+void thread_pool_mixin_server_close(struct server *s) {
+  struct server_state *state = s->state;
+  close_fd(&state->children_pipe[1]);
+  cut_connections(s);
+  join_workers(s, true);
+  while (state->handover_count > 0) {
+    s->ops.shutdown_request(s, state->handover[state->handover_first]);
+    state->handover_first = (state->handover_first + 1) % s->workers;
+    state->handover_count--;
+  }
+  tcp_server_server_close(s);
+}
 
 /* ---- Construction and the end of the `with` block ----------------------------------- */
 
@@ -1315,7 +1737,16 @@ static void set_class_ops(struct server *s) {
 static int open_server(struct server *s, const char *address) {
   if (take_signals() < 0 || resolve_address(s, address) < 0 || open_pipe(s->state->wake_pipe) < 0)
     return -1;
-  if (s->mode == SERVER_FORKING && open_pipe(s->state->children_pipe) < 0)
+  if (s->mode == SERVER_PREFORK || s->mode == SERVER_POOL) {
+    if (!is_stream(s)) { /* workers that wait in accept(): datagrams have none */
+      errno = EINVAL;
+      return -1;
+    }
+  }
+  if ((s->mode == SERVER_FORKING || s->mode == SERVER_PREFORK || s->mode == SERVER_POOL) &&
+      open_pipe(s->state->children_pipe) < 0)
+    return -1;
+  if (s->mode == SERVER_POOL && open_pipe(s->state->idle_pipe) < 0)
     return -1;
   s->socket = socket(s->address_family, s->socket_type | SOCK_CLOEXEC, 0);
   return s->socket < 0 ? -1 : 0;
@@ -1343,9 +1774,14 @@ struct server *server_new_unbound(enum server_kind kind, enum server_mode mode, 
   s->max_packet_size = 8192;
   s->block_on_close = true;
   s->max_children = 40;
+  s->workers = 4;
   set_class_ops(s);
   state->wake_pipe[0] = state->wake_pipe[1] = -1;
   state->children_pipe[0] = state->children_pipe[1] = -1;
+  state->idle_pipe[0] = state->idle_pipe[1] = -1;
+  state->accept_lock_fd = -1;
+  pthread_mutex_init(&state->pool_accept_lock, NULL);
+  pthread_cond_init(&state->handed_over, NULL);
   atomic_store(&state->owner_pid, getpid());
   pthread_mutex_init(&state->lock, NULL);
   pthread_cond_init(&state->changed, NULL);
@@ -1393,6 +1829,9 @@ void server_free(struct server *s) {
   close_pipes(s);
   pthread_mutex_destroy(&state->lock);
   pthread_cond_destroy(&state->changed);
+  pthread_mutex_destroy(&state->pool_accept_lock);
+  pthread_cond_destroy(&state->handed_over);
+  free(state->handover);
   free(state->active_children);
   free(state->packet_buffer);
   free(state);

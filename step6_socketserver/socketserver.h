@@ -65,8 +65,18 @@
 /* TCPServer, UDPServer, UnixStreamServer, UnixDatagramServer. */
 enum server_kind { SERVER_TCP, SERVER_UDP, SERVER_UNIX_STREAM, SERVER_UNIX_DGRAM };
 
-/* No mix-in, ThreadingMixIn, ForkingMixIn. */
-enum server_mode { SERVER_SYNC, SERVER_THREADING, SERVER_FORKING };
+/* No mix-in, ThreadingMixIn, ForkingMixIn; beyond Python, Stevens' pools (UNP vol. 1,
+ * ch. 30): PreforkingMixIn (N processes forked at start, each accepting) and
+ * ThreadPoolMixIn (N threads made at start). Both serve stream sockets only. */
+enum server_mode { SERVER_SYNC, SERVER_THREADING, SERVER_FORKING, SERVER_PREFORK, SERVER_POOL };
+
+/* Prefork: what the workers take before accept(): nothing (serv02), an fcntl lock on a
+ * file (serv03), a process-shared mutex (serv04). */
+enum server_accept_lock { ACCEPT_LOCK_NONE, ACCEPT_LOCK_FILE, ACCEPT_LOCK_MUTEX };
+
+/* Pool: who accepts. The workers, in turn under a mutex (serv07), or the serving thread,
+ * which hands each connection to an idle worker (serv08). */
+enum server_accept_by { ACCEPT_BY_WORKERS, ACCEPT_BY_MAIN };
 
 /* What a handler (and process_request, finish_request) returns; see "Errors" above. */
 enum { HANDLER_OK = 0, HANDLER_ERROR = -1, HANDLER_FATAL = -2 };
@@ -197,6 +207,9 @@ struct server {
   bool daemon_threads;      /* threading: server_close does not wait (false) */
   bool block_on_close;      /* threading, forking: server_close waits (true) */
   size_t max_children;      /* forking: at most this many children (40) */
+  size_t workers;           /* prefork, pool: the processes or threads made at start (4) */
+  enum server_accept_lock accept_lock; /* prefork, before activate (ACCEPT_LOCK_NONE) */
+  enum server_accept_by accept_by;     /* pool (ACCEPT_BY_WORKERS) */
 
   struct server_state *state; /* private: the framework's own, defined in socketserver.c */
 };
@@ -272,11 +285,11 @@ const char *server_address_error(void);
 
 int server_fileno(struct server *s);             /* ops.fileno */
 size_t server_active_children(struct server *s); /* forking: live children */
-size_t server_thread_count(struct server *s);    /* threading: the registry's size */
+size_t server_thread_count(struct server *s);    /* threading, pool: the registry's size */
 
-/* The name of the calling thread: "Thread-N" for handler threads (numbered as Python
- * numbers them, in order of creation), "Process-PID" in a forked child, else
- * "MainThread". */
+/* The name of the calling thread: "Thread-N" for handler threads and pool workers
+ * (numbered as Python numbers them, in order of creation), "Process-PID" in a forked
+ * child or a prefork worker, else "MainThread". */
 const char *current_thread_name(void);
 
 /* ---- Handler I/O, for handlers --------------------------------------------------- */
@@ -349,5 +362,32 @@ void forking_mixin_service_actions(struct server *s); /* collect_children */
  * pass with none ending; then those left get SIGCONT, and SIGKILL if they still do not
  * end, each with a line on stderr: a stopped or stuck child cannot hang the stop. */
 void forking_mixin_server_close(struct server *s);
+
+/*
+ * PreforkingMixIn (beyond Python; Stevens' serv02-04). serve_forever starts s->workers
+ * children; each loops: take the accept lock, accept() (blocking, as Stevens' workers
+ * do), release it, handle the request. The parent accepts nothing: it waits for a stop,
+ * and every poll_interval reaps and replaces a worker that died (a line on stderr).
+ */
+int prefork_mixin_server_activate(struct server *s);  /* listen, blocking; make the lock */
+void prefork_mixin_service_actions(struct server *s); /* reap and start workers */
+/* shutdown(SHUT_RDWR) on the listener: every accept() blocked in a worker, and every
+ * later one, fails at once, so a worker waiting for the lock or in accept ends; one in
+ * a session sees the children's pipe closed. Then forking_mixin_server_close's wait. */
+void prefork_mixin_server_close(struct server *s);
+
+/*
+ * ThreadPoolMixIn (beyond Python; Stevens' serv07, serv08). serve_forever starts
+ * s->workers threads, Thread-1 ... Thread-N. ACCEPT_BY_WORKERS: each takes a mutex,
+ * waits for the listener (or the stop), accepts, releases it, handles the request.
+ * ACCEPT_BY_MAIN: serve_forever accepts only while a worker is idle, and process_request
+ * hands the connection over; with every worker busy the next client waits in the
+ * backlog, neither refused nor given a thread.
+ */
+int thread_pool_mixin_process_request(struct server *s, struct request *req); /* hand over */
+void thread_pool_mixin_service_actions(struct server *s); /* join ended ones, start missing */
+/* Wakes the idle workers, cuts the busy ones' connections (as ThreadingMixIn does), joins
+ * them all, then closes the listener. */
+void thread_pool_mixin_server_close(struct server *s);
 
 #endif

@@ -395,6 +395,65 @@ static void test_echo(void) {
     }
 }
 
+/* The pools (beyond Python): both of ThreadPoolMixIn's, on TCP and a Unix stream, echo
+ * with two workers in the registry; closed, nothing is left. Datagrams are refused. */
+static void test_thread_pool(void) {
+  for (int by = ACCEPT_BY_WORKERS; by <= ACCEPT_BY_MAIN; by++)
+    for (int kind = SERVER_TCP; kind <= SERVER_UNIX_STREAM; kind += SERVER_UNIX_STREAM) {
+      int fds = fd_count();
+      struct server *s = make_server(kind, SERVER_POOL, &echo_handler, NULL);
+      if (s == NULL)
+        return;
+      s->workers = 2;
+      s->accept_by = by;
+      struct serving sv;
+      start_serving(&sv, s, 0.01);
+      for (int i = 0; i < 3; i++)
+        CHECK(exchange(s, "hello pool\n"));
+      CHECK(server_thread_count(s) == 2);
+      stop_serving(&sv);
+      server_close(s);
+      CHECK(server_thread_count(s) == 0);
+      server_free(s);
+      CHECK(fd_count() == fds);
+    }
+  for (int mode = SERVER_PREFORK; mode <= SERVER_POOL; mode++)
+    for (int kind = SERVER_UDP; kind <= SERVER_UNIX_DGRAM; kind += SERVER_UNIX_DGRAM - SERVER_UDP) {
+      errno = 0;
+      CHECK(server_new(kind, mode, kind_address(kind), &echo_handler, NULL) == NULL);
+      CHECK(errno == EINVAL);
+    }
+}
+
+/* PreforkingMixIn with each accept lock: two workers echo for a client (a child, which
+ * then stops the server with SIGTERM); afterwards no worker is left. */
+static void test_prefork(void) {
+  for (int lock = ACCEPT_LOCK_NONE; lock <= ACCEPT_LOCK_MUTEX; lock++) {
+    struct server *s = server_new_unbound(SERVER_TCP, SERVER_PREFORK, kind_address(SERVER_TCP),
+                                          &echo_handler, NULL);
+    if (!CHECK(s != NULL))
+      return;
+    s->workers = 2;
+    s->accept_lock = lock; /* before activate, which makes the lock */
+    if (!CHECK(server_bind_and_activate(s) == 0)) {
+      server_free(s);
+      return;
+    }
+    pid_t client = fork();
+    if (client == 0) {
+      bool ok = exchange(s, "hello\n") && exchange(s, "hello\n") && exchange(s, "hello\n");
+      kill(getppid(), SIGTERM);
+      _exit(ok ? 0 : 1);
+    }
+    server_shutdown_on_signals(s);
+    CHECK(server_serve_forever(s, 0.01) == 0);
+    server_close(s);
+    CHECK(server_active_children(s) == 0);
+    CHECK(child_status(client) == 0);
+    server_free(s);
+  }
+}
+
 /* test_shutdown (Issue #2302): serve_forever started and shutdown() at once, 20 times. */
 static void test_shutdown_race(void) {
   for (int mode = SERVER_SYNC; mode <= SERVER_THREADING; mode++)
@@ -1098,6 +1157,8 @@ static const struct {
     {"refused_request_shut_down_once", test_refused_request_shut_down_once, false, false},
     {"error_handling", test_error_handling, true, false},
     {"echo", test_echo, false, false},
+    {"thread_pool", test_thread_pool, false, false},
+    {"prefork", test_prefork, true, false},
     {"rfile_read1_large_and_small", test_rfile_read1_large_and_small, false, false},
     {"sigterm_before_serving", test_sigterm_before_serving, true, false},
     {"tiny_timeout_is_a_timeout", test_tiny_timeout_is_a_timeout, true, false},

@@ -75,3 +75,30 @@ stop_race() {
   # At the limit the server waits for a child to end: that wait must see the stop too.
   stop_race upper-forking-limit "$LAB/step6_socketserver/upper" --mode forking --max-children 1
 }
+
+# The pools: two workers are enough for the race (one blocked in accept(), one waiting for
+# the lock it holds). Under valgrind, where a cycle forks or starts them slowly, one
+# variant of each mix-in: the shared mutex and the main thread's hand-over.
+if [ "${VALGRIND:-0}" = 1 ]; then
+  ACCEPT_LOCKS=(mutex) ACCEPTERS=(main)
+else
+  ACCEPT_LOCKS=(none file mutex) ACCEPTERS=(workers main)
+fi
+
+@test "stop: step 6 upper --mode prefork (each accept lock) never loses a SIGTERM" {
+  # The workers block in accept(), or wait for the lock one of them holds there: the
+  # parent's stop must reach every one of them.
+  local lock
+  for lock in "${ACCEPT_LOCKS[@]}"; do
+    stop_race "upper-prefork-$lock" "$LAB/step6_socketserver/upper" --mode prefork \
+      --workers 2 --accept-lock "$lock"
+  done
+}
+
+@test "stop: step 6 upper --mode pool (workers or main accepting) never loses a SIGTERM" {
+  local by
+  for by in "${ACCEPTERS[@]}"; do
+    stop_race "upper-pool-$by" "$LAB/step6_socketserver/upper" --mode pool --workers 2 \
+      --accept-by "$by"
+  done
+}

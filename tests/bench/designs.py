@@ -55,6 +55,11 @@ DESIGNS = [
     ("serv06", "thread per client: step 4", "step4_threading/server"),
     ("serv06", "thread per client: step 6 upper --mode threading", "step6_socketserver/upper --mode threading"),
     ("serv06", "thread per client: Python ThreadingTCPServer", "python3 tests/bench/py_upper.py --mode threading"),
+    ("serv02", "prefork, no lock: step 6 upper", "step6_socketserver/upper --mode prefork --accept-lock none --log-worker"),
+    ("serv03", "prefork, file lock: step 6 upper", "step6_socketserver/upper --mode prefork --accept-lock file --log-worker"),
+    ("serv04", "prefork, shared mutex: step 6 upper", "step6_socketserver/upper --mode prefork --accept-lock mutex --log-worker"),
+    ("serv07", "pool, workers accept: step 6 upper", "step6_socketserver/upper --mode pool --accept-by workers --log-worker"),
+    ("serv08", "pool, main accepts: step 6 upper", "step6_socketserver/upper --mode pool --accept-by main --log-worker"),
     ("—", "select, one thread: step 3", "step3_select/server"),
     ("—", "epoll, one thread: the ceiling", "tests/bench/epoll_server"),
 ]

@@ -44,6 +44,8 @@ import run  # noqa: E402
 TIMELINES = [
     ("step4", "thread per client: step 4"),
     ("step5", "fork per client: step 5"),
+    ("prefork", "prefork, shared mutex: step 6 upper"),
+    ("pool", "pool, main accepts: step 6 upper"),
 ]
 
 HOLDS_MS = (150, 250, 350)
