@@ -21,24 +21,31 @@
 #include <string.h>
 
 static bool peer_allowed(const struct program *p, const struct request *req);
+static bool refuse(const struct program *p, const struct request *req, const char *why);
 
 /* --allow, then --max-clients (threading: the live handler threads, once the finished
  * ones are joined). */
 bool program_verify_request(struct server *s, struct request *req) {
   const struct program *p = s->user;
-  if (p->allow_count > 0 && !peer_allowed(p, req)) {
-    printf("%s refused: not in --allow\n", req->client_name);
-    return false;
-  }
+  if (p->allow_count > 0 && !peer_allowed(p, req))
+    return refuse(p, req, "not in --allow");
   if (p->max_clients > 0) {
     threading_mixin_service_actions(s); /* join the threads that have ended */
     if (server_thread_count(s) >= p->max_clients) {
-      printf("%s refused: already serving %zu, the --max-clients limit\n", req->client_name,
-             p->max_clients);
-      return false;
+      char why[64];
+      snprintf(why, sizeof why, "already serving %zu, the --max-clients limit", p->max_clients);
+      return refuse(p, req, why);
     }
   }
   return base_server_verify_request(s, req);
+}
+
+/* "IP:PORT refused: WHY" in the log (with --log-worker, after the name of the worker that
+ * refused, as the session's lines are); the framework then closes the connection. */
+static bool refuse(const struct program *p, const struct request *req, const char *why) {
+  printf("%s%s%s refused: %s\n", p->log_worker ? current_thread_name() : "",
+         p->log_worker ? ": " : "", req->client_name, why);
+  return false;
 }
 
 /* Whether ADDRESS is in NET. */

@@ -199,6 +199,11 @@ ask() {
   round_trip "plain"
   wait_for_log "^127\.0\.0\.1:[0-9]+ disconnected$" # without it, no name
   stop_server
+  # A refusal names the worker that refused too.
+  start_server "$STEP6/upper" --mode pool --workers 2 --log-worker --allow 10.0.0.0/8
+  run "$CLIENT" --port "$SERVER_PORT" <<<"outsider"
+  wait_for_log "^Thread-[0-9]+: 127\.0\.0\.1:[0-9]+ refused: not in --allow$"
+  stop_server
 }
 
 # ---- Every program, and a Unix socket --------------------------------------------------
