@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# make step6 - the framework: one handler, three modes; then the seeds' own programs.
-# tests/demo/step6.sh PROGRAM runs one part alone (upper, callcenter, ftpserver,
-# threadname), as TUTORIAL.md shows each next to its program; no argument runs them all.
+# make step6 - the framework: one handler, three modes; then the seeds' own programs,
+# and the two pools beyond Python's socketserver.
+# tests/demo/step6.sh PART runs one part alone (upper, callcenter, ftpserver,
+# threadname, pools), as TUTORIAL.md shows each next to its program; no argument runs
+# them all.
 . "$(dirname "$0")/lib.sh"
-PARTS="upper callcenter ftpserver threadname"
+PARTS="upper callcenter ftpserver threadname pools"
 ONLY=${1:-}
 [ -z "$ONLY" ] || [[ " $PARTS " == *" $ONLY "* ]] || fail "usage: step6.sh [$(tr ' ' '|' <<<"$PARTS")]"
 
@@ -117,6 +119,80 @@ threadname() {
   say "Threads are numbered as Python numbers them, one per client; in sync mode the"
   say "main thread answers everyone. (With --mode forking each client has a process of"
   say "its own. Python would say MainThread there; the lab names it Process-PID.)"
+}
+
+# ---- pools: a bounded number of workers ----------------------------------------------
+
+# Which pool worker takes which client is the scheduler's choice, and a prefork worker's
+# name holds its pid: the log is shown with the worker's number as "?" (Thread-?,
+# Process-?), and what the names must be is checked on the real log instead.
+# (Never in a pipe: the function must run in this shell, which keeps count of the lines
+# shown.)
+masked() {
+  "$@" >"$DEMO_DIR/shown"
+  sed -E 's/^(server\| (Thread|Process))-[0-9]+:/\1-?:/' "$DEMO_DIR/shown"
+}
+show_log_masked() { masked show_log "$@"; }
+
+# worker_of NAME - the worker that logged "wrote: hello from NAME".
+worker_of() { sed -nE "s/^([A-Za-z]+-[0-9]+): .* wrote: hello from $1\$/\1/p" "$DEMO_DIR/server.log"; }
+
+# join_pool NAME - a client connects, says hello and stays; its worker answers it.
+join_pool() {
+  start_background "$1" tests/client --port "$PORT" --reply-timeout 1
+  feed "$1" "hello from $1"
+  show_output "$1" "recv from server"
+  show_log_masked "wrote: hello from $1$"
+}
+
+pools() {
+  say "Beyond Python: a pool of three worker threads (Stevens' serv07), which take"
+  say "turns at accept() and each serve a client to its end."
+  start_server step6_socketserver/upper --mode pool --workers 3 --log-worker
+  wait_for 10 threads_are 4
+  say "Before any client: 4 threads, the main one and the 3 workers."
+  local name
+  for name in A B C; do join_pool "$name"; done
+  [ "$(for name in A B C; do worker_of "$name"; done | sort -u | wc -l)" = 3 ] ||
+    fail "A, B and C were not served by three workers"
+  say "A, B and C are served by three different workers, Thread-1 to Thread-3."
+  start_background D tests/client --port "$PORT" --reply-timeout 1
+  feed D "hello from D"
+  show_output D "no reply"
+  threads_are 4 || fail "the pool grew for D"
+  log_has " connected$" 4 && fail "D was taken by a worker"
+  say "D is connected (the kernel completed its handshake) but waits in the backlog:"
+  say "no worker is free, and none is made. Still 4 threads. Then B leaves."
+  local b_worker
+  b_worker=$(worker_of B)
+  finish B
+  show_log_masked "wrote: hello from D$"
+  show_output D "recv from server"
+  [ "$(worker_of D)" = "$b_worker" ] || fail "D was not served by B's worker"
+  threads_are 4 || fail "the pool grew"
+  say "D is served by the worker B had, and the pool is still 3 workers."
+  local left=1
+  for name in A C D; do
+    finish "$name"
+    left=$((left + 1))
+    show_log_masked "disconnected$" "$left"
+  done
+  masked stop_server
+  blank
+  say "A pool of three processes (Stevens' serv03): each blocks in accept() in turn,"
+  say "under a lock on a file; the log names them Process-PID, with the worker's pid."
+  start_server step6_socketserver/upper --mode prefork --workers 3 --accept-lock file --log-worker
+  wait_for 10 children_are 3
+  printf '$ ps -o pid,ppid,comm --pid <server> --ppid <server>\n'
+  ps -o pid,ppid,comm --pid "$SERVER_PID" --ppid "$SERVER_PID"
+  chat "hello from E"
+  show_log_masked "disconnected$"
+  local worker
+  worker=$(worker_of E)
+  ps -o pid= --ppid "$SERVER_PID" | tr -d ' ' | grep -qx "${worker#Process-}" ||
+    fail "$worker is no child of the server"
+  say "Process-? is one of the 3 children above: its pid (the demo checks it)."
+  masked stop_server
 }
 
 if [ -n "$ONLY" ]; then
