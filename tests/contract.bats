@@ -45,6 +45,7 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
 }
 
 @test "every server: the ready line names the port really bound" {
+  protocol_only
   for server in $(servers); do
     start_server "$server"
     [[ "$(head -n 1 "$SERVER_LOG")" =~ ^serving\ on\ 127\.0\.0\.1:[1-9][0-9]*$ ]]
@@ -73,6 +74,7 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
 }
 
 @test "every echo server: hello and a newline come back upper-cased, byte for byte" {
+  protocol_only
   printf 'hello\n' >"$BATS_TEST_TMPDIR/in"
   for server in $(echo_servers); do
     start_server "$server"
@@ -83,6 +85,7 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
 }
 
 @test "every echo server: every byte but a-z comes back unchanged" {
+  protocol_only
   every_byte "$BATS_TEST_TMPDIR/in"
   upper_case_of "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/expected"
   for server in $(echo_servers); do
@@ -94,6 +97,7 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
 }
 
 @test "every echo server: a 1 KiB message comes back whole" {
+  protocol_only
   head -c 1024 /dev/zero | tr '\0' 'q' >"$BATS_TEST_TMPDIR/in"
   upper_case_of "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/expected"
   for server in $(echo_servers); do
@@ -105,6 +109,7 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
 }
 
 @test "every echo server: the log names the client and trims trailing whitespace" {
+  protocol_only
   for server in $(echo_servers); do
     start_server "$server"
     run client <<<"hi there   "

@@ -297,6 +297,13 @@ output_of() { grep -qE -- "$2" "$BATS_TEST_TMPDIR/$1.out"; }
 # misbehave MODE ARGS... - a misbehaving client (tests/tools/misbehave.py) for the server;
 # in_background needs a program, so it is given python3 "$MISBEHAVE" --port ... instead.
 MISBEHAVE="$LAB/tests/tools/misbehave.py"
+# protocol_only - for a test that checks bytes on the wire or in the log and nothing a
+# sanitizer would see: under valgrind it is skipped (and counted as skipped), because the
+# step and program suites already run every server's sessions under memcheck.
+protocol_only() {
+  [ "${VALGRIND:-0}" != 1 ] || skip "protocol only: the plain pass checks it"
+}
+
 misbehave() { python3 "$MISBEHAVE" --port "$SERVER_PORT" "$@"; }
 
 # Where a process's threads wait: the first field of /proc/PID/task/TID/syscall is the
