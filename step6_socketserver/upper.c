@@ -3,9 +3,9 @@
  *
  * What it shows: the whole server of steps 1 to 5 is now one handle(), the seed's
  * `while True: data = recv(); send(data.upper())`. How many clients it serves at once is
- * the framework's business (--mode sync, threading or forking), and so is the socket:
- * the same handle() serves TCP, UDP (--udp), a Unix stream socket (--unix PATH) and a
- * Unix datagram socket (--unix PATH --udp). For a datagram, the packet is the one
+ * the framework's business (--mode sync, threading, forking, prefork or pool), and so is
+ * the socket: the same handle() serves TCP, UDP (--udp), a Unix stream socket
+ * (--unix PATH) and a Unix datagram socket (--unix PATH --udp). For a datagram, the packet is the one
  * message and the reply datagram goes out when the handler finishes, even empty.
  * main() is the seed's last two lines, `server = ThreadingTCPServer(addr, Handler)` and
  * `server.serve_forever()`: the kind, mode and address come from the command line.
