@@ -24,7 +24,7 @@ setup_file() {
   export RESULTS="$BATS_FILE_TMPDIR/RESULTS.md" BARS="$BATS_FILE_TMPDIR/bars"
   printf '# Benchmark results\n\nkept above\n\n%s\nstale\n%s\n' \
     '<!-- section designs: written by an older run -->' '<!-- end of section designs -->' >"$RESULTS"
-  python3 "$DESIGNS" --clients 2 --loops 5 --bytes 64 --reps 1 --out "$RESULTS" \
+  python3 "$DESIGNS" --clients 2 --loops 5 --bytes 64 --reps 1 --messages 30 --out "$RESULTS" \
     --only "iterative: step 2,$STEP4,fork per client: step 5" \
     >"$BATS_FILE_TMPDIR/designs.out" 2>"$BATS_FILE_TMPDIR/designs.err"
   echo $? >"$BATS_FILE_TMPDIR/designs.status"
@@ -83,6 +83,38 @@ print(conns, sorted(workers.items(), key=str))' "$LAB/tests/bench"
     fail "step 5: $(grep -F 'step 5 |' "$RESULTS")"
   # The iterative server serves from one thread: it has no row of who took what.
   [ "$(grep -c '^| iterative: step 2 |' "$RESULTS")" = 0 ] || fail "iterative listed as multi-worker"
+}
+
+@test "bench-designs: the persistent workload's rates, and the targets read off the two tables" {
+  ran designs
+  local design
+  for design in "serv06 | $STEP4" "serv01 | fork per client: step 5"; do
+    grep -qE "^\| ${design//|/\\|} \| [0-9,]+ \| [0-9.]+ \|$" "$RESULTS" ||
+      fail "no persistent row for $design: $(cat "$RESULTS")"
+  done
+  grep -qF -- '-c 10 -n 30 -s 64' "$RESULTS" || fail "the persistent command is not named"
+  # Only steps 2, 4 and 5 ran: no pool was measured, so no target can be read.
+  ! grep -qx '### Targets (issue 14)' "$RESULTS" || fail "targets with no pool measured: $(cat "$RESULTS")"
+  # With a pool and what it is read against measured, the ratios follow from the figures.
+  run python3 -c '
+import sys
+sys.path.insert(0, sys.argv[1])
+import designs
+rep = lambda **kw: [kw]
+results = {"prefork, no lock: step 6 upper": rep(rate=10000.0, cpu_us=100.0),
+           "fork per client: Python ForkingTCPServer": rep(rate=400.0, cpu_us=3000.0),
+           "epoll, one thread: the ceiling": rep(rate=20000.0, cpu_us=50.0),
+           "fork per client: step 5": rep(rate=3000.0, cpu_us=200.0)}
+persistent = {"fork per client: step 5": rep(rate=1000.0),
+              "prefork, no lock: step 6 upper, 10 workers": rep(rate=950.0)}
+print("\n".join(designs.targets(results, persistent)))' "$LAB/tests/bench"
+  assert_success
+  assert_output - <<'EOF'
+| churn ÷ Python ForkingTCPServer | prefork, no lock: step 6 upper | ≥ 20 | 25.00 | met |
+| churn ÷ epoll | prefork, no lock: step 6 upper | ≥ 0.7 | 0.50 | **missed** |
+| server CPU per connection ÷ step 5's | prefork, no lock: step 6 upper | ≤ 0.25 | 0.50 | **missed** |
+| 64 B, 10 persistent connections ÷ step 5 | prefork, no lock: step 6 upper, 10 workers | ≥ 0.9 | 0.95 | met |
+EOF
 }
 
 @test "bench-designs keeps the rest of RESULTS.md and replaces only its own section" {

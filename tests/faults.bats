@@ -84,6 +84,15 @@ resets_survived() {
 }
 
 # Steps 1 and 2 serve one client at a time: the resets come while the clients wait.
+@test "faults: upper --mode prefork (file lock): 50 clients reset at random points mid-message" {
+  # Four workers: most of the resets reach clients still waiting in the backlog.
+  resets_survived 50 "$UPPER" --mode prefork --workers 4 --accept-lock file
+}
+
+@test "faults: upper --mode pool (main accepts): 50 clients reset at random points mid-message" {
+  resets_survived 50 "$UPPER" --mode pool --workers 4 --accept-by main
+}
+
 @test "faults: step 1: 10 clients reset at random points while they wait their turn" {
   resets_survived 10 --queued "$STEP1"
 }
@@ -120,10 +129,10 @@ replies_after_halfclose() {
   replies_after_halfclose "$STEP5"
 }
 
-@test "faults: upper (threading, forking): a half-close after sending still gets every reply" {
+@test "faults: upper (threading, forking, prefork, pool): a half-close after sending still gets every reply" {
   # (sync mode runs the same handler in the serving thread: upper's own suite covers it)
   local mode
-  for mode in threading forking; do
+  for mode in threading forking prefork pool; do
     replies_after_halfclose "$UPPER" --mode "$mode"
   done
 }
@@ -177,6 +186,14 @@ trickle_does_not_delay() {
   trickle_does_not_delay "$STEP5"
 }
 
+@test "faults: upper --mode prefork: a client that trickles one byte at a time does not delay another" {
+  trickle_does_not_delay "$UPPER" --mode prefork --workers 2
+}
+
+@test "faults: upper --mode pool: a client that trickles one byte at a time does not delay another" {
+  trickle_does_not_delay "$UPPER" --mode pool --workers 2 --accept-by workers
+}
+
 # never_reads BIN ARGS... - a client sends megabytes and reads nothing: its own thread or
 # child blocks in send(), nobody else waits; when it hangs up (unread bytes: a reset),
 # that thread or child is gone and everything is back at its baseline.
@@ -208,14 +225,27 @@ never_reads() {
   never_reads "$STEP5"
 }
 
+@test "faults: upper --mode prefork: a client that never reads blocks its own worker only" {
+  never_reads "$UPPER" --mode prefork --workers 2 --accept-lock mutex
+}
+
+@test "faults: upper --mode pool: a client that never reads blocks its own worker only" {
+  never_reads "$UPPER" --mode pool --workers 2 --accept-by main
+}
+
 # ---------------------------------------------------------------------------------------
 # The descriptor table full
 
-# cpu_ticks - the server's user + system CPU time so far, all threads, in clock ticks.
+# cpu_ticks - the server's user + system CPU time so far, all threads and the children
+# it has now (a prefork server's workers), in clock ticks.
 cpu_ticks() {
-  local fields
-  read -ra fields < <(sed 's/.*) //' "/proc/$SERVER_PID/stat")
-  echo $((fields[11] + fields[12]))
+  local fields pid kids=() ticks=0
+  read -ra kids <"/proc/$SERVER_PID/task/$SERVER_PID/children" || true # no newline at its end
+  for pid in "$SERVER_PID" "${kids[@]}"; do
+    read -ra fields < <(sed 's/.*) //' "/proc/$pid/stat")
+    ticks=$((ticks + fields[11] + fields[12]))
+  done
+  echo "$ticks"
 }
 
 # saturated_for MS - MS have passed since SATURATED_AT and the server is still out of
@@ -283,9 +313,19 @@ emfile_survived() {
   emfile_survived "$UPPER" --mode threading
 }
 
+# (40 workers, more than the table holds: a pool bounded by its descriptors, not its size.)
+@test "faults: upper --mode pool --accept-by main: descriptor table full (ulimit -n 32): EMFILE logged, no spin, recovers" {
+  emfile_survived "$UPPER" --mode pool --workers 40 --accept-by main
+}
+
+@test "faults: upper --mode pool --accept-by workers: descriptor table full (ulimit -n 32): EMFILE logged, no spin, recovers" {
+  emfile_survived "$UPPER" --mode pool --workers 40 --accept-by workers
+}
+
+# lowest_free_fd [PID] - the lowest descriptor PID (the server) does not have open.
 lowest_free_fd() {
   local fd=0
-  while [ -e "/proc/$SERVER_PID/fd/$fd" ]; do fd=$((fd + 1)); done
+  while [ -e "/proc/${1:-$SERVER_PID}/fd/$fd" ]; do fd=$((fd + 1)); done
   echo "$fd"
 }
 
@@ -311,6 +351,39 @@ lowest_free_fd() {
   round_trip "after the limit rose"
   wait_until 5 log_count_is " connected$" 7 # the keeper, the five that waited, the newcomer
   let_go holders
+  stop_server
+}
+
+@test "faults: upper --mode prefork: descriptor table full (workers' limits lowered): EMFILE logged, no spin, recovers" {
+  # A worker holds one client at a time, so clients alone never fill its table: each
+  # worker's soft limit is lowered to what it holds, while one of them serves a client.
+  # The idle one sits in accept(), which took its descriptor before it began to wait:
+  # that accept succeeds (a round trip), the next fails.
+  start_server "$UPPER" --mode prefork --workers 2
+  in_background keeper "$CLIENT" --port "$SERVER_PORT" chat
+  say keeper "first"
+  wait_until 5 output_of keeper "recv from server: FIRST"
+  local workers worker
+  workers=$(ps -o pid= --ppid "$SERVER_PID")
+  for worker in $workers; do
+    prlimit --pid "$worker" --nofile="$(lowest_free_fd "$worker"):"
+  done
+  round_trip "the last descriptor"
+  in_background holders python3 "$MISBEHAVE" --port "$SERVER_PORT" hold -c 3
+  wait_until 10 output_of holders "^connected 3$"
+  wait_until 10 grep -q "Too many open files" "$SERVER_ERR" || fail "no EMFILE logged"
+  does_not_spin
+  say keeper "while full"
+  wait_until 5 output_of keeper "recv from server: WHILE FULL" || fail "the chat client was not answered"
+  for worker in $workers; do prlimit --pid "$worker" --nofile=1024:; done
+  # The idle worker takes a holder; once the holders hang up, it serves the rest and a
+  # newcomer.
+  wait_until 5 log_count_is " connected$" 3 || fail "no worker took a waiting client"
+  let_go holders
+  round_trip "after the limit rose"
+  # the keeper, the last descriptor's client, the three that waited, the newcomer
+  wait_until 5 log_count_is " connected$" 6
+  let_go keeper
   stop_server
 }
 

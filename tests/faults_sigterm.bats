@@ -15,12 +15,16 @@ accepted_at_least() { [ "$(log_count " connected$")" -ge "$1" ]; }
 
 # sigterm_under_load BIN ARGS... - 200 connections of the bench client at once, messages
 # of 1 B to 4 KiB, without end; once the server has accepted 50 of them (40 for a forking
-# server, its default --max-children) and is answering, SIGTERM: it
+# server, its default --max-children; a pool's 8 workers for the pools, whose other
+# clients wait in the backlog) and is answering, SIGTERM: it
 # exits 0 within five seconds (times ten under valgrind), with nothing leaked.
 sigterm_under_load() {
   start_server "$@"
   local accepted=50
-  case " $* " in *" --mode forking "* | *step5_forking*) accepted=40 ;; esac
+  case " $* " in
+  *" --mode forking "* | *step5_forking*) accepted=40 ;;
+  *" --mode prefork "* | *" --mode pool "*) accepted=8 ;;
+  esac
   "$CLIENT" --port "$SERVER_PORT" bench -c 200 -n 1000000 --random-size 1:4096 \
     --timeout 600 >"$BATS_TEST_TMPDIR/bench.out" 2>&1 3>&- &
   local bench=$!
@@ -56,4 +60,12 @@ sigterm_under_load() {
 
 @test "faults under valgrind: upper --mode forking: SIGTERM under load: exit 0, nothing leaked" {
   sigterm_under_load "$UPPER" --mode forking
+}
+
+@test "faults under valgrind: upper --mode prefork: SIGTERM under load: exit 0, nothing leaked" {
+  sigterm_under_load "$UPPER" --mode prefork --workers 8 --accept-lock file
+}
+
+@test "faults under valgrind: upper --mode pool: SIGTERM under load: exit 0, nothing leaked" {
+  sigterm_under_load "$UPPER" --mode pool --workers 8 --accept-by workers
 }

@@ -19,12 +19,13 @@ TIMEOUT=${STRESS_TIMEOUT:-120} # seconds the bench may take before it fails, nam
 
 # Every server, the bench and its 2 x CONNECTIONS descriptors need room: raise the soft
 # limit (up to the hard one) and fail clearly when even that is too small.
+# (1000 at least: the bounded pools' tests open that many.)
 setup() {
-  local want=$((CONNECTIONS + 200)) hard
+  local want=$((CONNECTIONS > 1000 ? CONNECTIONS + 200 : 1200)) hard
   hard=$(ulimit -Hn)
   [ "$hard" = unlimited ] || [ "$hard" -ge "$want" ] ||
     fail "ulimit -Hn is $hard; $CONNECTIONS connections need $want descriptors"
-  ulimit -n "$want" 2>/dev/null || [ "$(ulimit -n)" -ge "$want" ]
+  ulimit -Sn "$want" 2>/dev/null || [ "$(ulimit -Sn)" -ge "$want" ]
 }
 
 # start_quiet BIN ARGS... - start_server's work, but the log after its ready line is
@@ -93,6 +94,77 @@ stress() {
 @test "stress: step 6 upper --mode forking, every byte checked, back to baseline" {
   stress upper-forking "$CONNECTIONS" "$LAB/step6_socketserver/upper" --mode forking \
     --max-children "$CONNECTIONS"
+}
+
+@test "stress: step 6 upper --mode prefork (4 workers, file lock), every byte checked, back to baseline" {
+  # The clients beyond the four being served wait in the backlog, and are served in turn.
+  stress upper-prefork "$CONNECTIONS" "$LAB/step6_socketserver/upper" --mode prefork \
+    --workers 4 --accept-lock file
+}
+
+@test "stress: step 6 upper --mode pool (4 threads, main accepts), every byte checked, back to baseline" {
+  stress upper-pool "$CONNECTIONS" "$LAB/step6_socketserver/upper" --mode pool \
+    --workers 4 --accept-by main
+}
+
+# sample PID PROGRAM - one line: PID's threads, and its children that run PROGRAM.
+sample() {
+  local tasks kids=() kid comm workers=0
+  tasks=("/proc/$1/task"/*)
+  [ -r "/proc/$1/task/$1/children" ] || return 0
+  read -ra kids <"/proc/$1/task/$1/children" || true # (the list ends with no newline)
+  for kid in "${kids[@]}"; do
+    read -r comm <"/proc/$kid/comm" 2>/dev/null && [ "$comm" = "$2" ] && workers=$((workers + 1))
+  done
+  echo "${#tasks[@]} $workers"
+}
+
+# bounded NAME WORKERS BIN ARGS... - 1000 clients connect at once, each then makes 20
+# round trips. While they do, the server's threads and its worker children (children
+# running the server's program: the log's reader is a child too) are sampled; neither
+# count may pass the WORKERS the pool started with, and every client is served.
+bounded() {
+  local name=$1 workers=$2 bin=$3 connections=1000
+  shift 3
+  start_quiet "$bin" "$@"
+  local baseline samples="$BATS_TEST_TMPDIR/samples" program
+  baseline=$(state)
+  program=$(basename "$bin")
+  # A measurement, not a wait: the sampler runs for as long as the load does, with
+  # builtins alone, so that it samples often.
+  (while kill -0 "$SERVER_PID" 2>/dev/null; do
+    sample "$SERVER_PID" "$program"
+  done >"$samples") 3>&- &
+  local sampler=$!
+  run --separate-stderr "$CLIENT" --port "$SERVER_PORT" bench -c "$connections" -n 20 \
+    -s 64 --timeout "$TIMEOUT"
+  local summary=$output
+  kill "$sampler" && wait "$sampler" || true
+  [ "$status" -eq 0 ] || fail "bench exit $status: $output $stderr"
+  [[ $summary == *"connections=$connections messages=$((connections * 20)) "*" errors=0 "* ]] ||
+    fail "summary: $summary"
+  local count peak_threads peak_children
+  count=$(wc -l <"$samples")
+  peak_threads=$(awk '$1 > max { max = $1 } END { print max + 0 }' "$samples")
+  peak_children=$(awk '$2 > max { max = $2 } END { print max + 0 }' "$samples")
+  printf 'stress: %-22s connections=%d samples=%d peak_threads=%d peak_worker_children=%d\n' \
+    "$name" "$connections" "$count" "$peak_threads" "$peak_children" >&3
+  [ "$count" -ge 10 ] || fail "only $count samples were taken"
+  case " $* " in
+  *" --mode pool "*) [ "$peak_threads" -le $((workers + 1)) ] && [ "$peak_children" = 0 ] ;;
+  *) [ "$peak_threads" = 1 ] && [ "$peak_children" -le "$workers" ] ;;
+  esac || fail "$workers workers grew to $peak_threads threads and $peak_children children"
+  wait_until 10 state_is "$baseline" || fail "after the load: $(state), before: $baseline"
+  [ ! -s "$SERVER_ERR" ] || fail "the server's stderr: $(cat "$SERVER_ERR")"
+  stop_server
+}
+
+@test "stress: pool of 4 threads, 1000 clients at once: never more than 4 workers + main, none lost" {
+  bounded upper-pool-bounded 4 "$LAB/step6_socketserver/upper" --mode pool --workers 4
+}
+
+@test "stress: prefork of 4 processes, 1000 clients at once: never more than 4 children, none lost" {
+  bounded upper-prefork-bounded 4 "$LAB/step6_socketserver/upper" --mode prefork --workers 4
 }
 
 @test "stress: step 6 upper --mode sync, one connection at a time (it serves no more)" {

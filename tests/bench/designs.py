@@ -11,6 +11,10 @@ on epoll; every reply checked byte for byte). The default is 10 x 500 connection
 4,000 bytes: the 5,000 connections x 4,000 bytes of Dan Kegel's Linux run of Stevens'
 servers in 2000, whose figures the section shows beside ours.
 
+A second workload, for issue 14's targets: 10 persistent connections, --messages round
+trips of 64 B each, against pools of 10 workers beside step 4 and step 5 (PERSISTENT).
+The section ends with the targets, each a ratio of two medians.
+
 For each design, started afresh for each repetition on --port 0, pinned to its own core
 (the client to the other, as tests/bench/run.py does):
 - server CPU per connection: user + system time of the server, its threads and its
@@ -61,6 +65,18 @@ DESIGNS = [
     ("serv07", "pool, workers accept: step 6 upper", "step6_socketserver/upper --mode pool --accept-by workers --log-worker"),
     ("serv08", "pool, main accepts: step 6 upper", "step6_socketserver/upper --mode pool --accept-by main --log-worker"),
     ("—", "select, one thread: step 3", "step3_select/server"),
+    ("—", "epoll, one thread: the ceiling", "tests/bench/epoll_server"),
+]
+
+# The targets' second workload: 10 persistent connections, 64 B round trips, against
+# pools of 10 (a worker per connection, as step 4 and step 5 give them).
+PERSISTENT = [
+    ("serv06", "thread per client: step 4", "step4_threading/server"),
+    ("serv01", "fork per client: step 5", "step5_forking/server"),
+    ("serv02", "prefork, no lock: step 6 upper, 10 workers", "step6_socketserver/upper --mode prefork --accept-lock none --workers 10"),
+    ("serv04", "prefork, shared mutex: step 6 upper, 10 workers", "step6_socketserver/upper --mode prefork --accept-lock mutex --workers 10"),
+    ("serv07", "pool, workers accept: step 6 upper, 10 workers", "step6_socketserver/upper --mode pool --accept-by workers --workers 10"),
+    ("serv08", "pool, main accepts: step 6 upper, 10 workers", "step6_socketserver/upper --mode pool --accept-by main --workers 10"),
     ("—", "epoll, one thread: the ceiling", "tests/bench/epoll_server"),
 ]
 
@@ -178,6 +194,55 @@ def measure(design, cfg, pins, logdir):
             "workers": counted.get("workers", collections.Counter())}
 
 
+def measure_persistent(design, cfg, pins, logdir):
+    """One repetition of the second workload: 10 connections, cfg.messages round trips of
+    64 B each, one in flight per connection. Round trips per second."""
+    server = run.Running(design.server, pins[0], logdir)
+    try:
+        run.bench(pins[1], server.port, ["-c", "10", "-n", "20", "-s", "64"], cfg.timeout)
+        r = run.bench(pins[1], server.port, ["-c", "10", "-n", str(cfg.messages), "-s", "64"],
+                      cfg.timeout)
+    finally:
+        rc, err = server.stop()
+    if rc != 0:
+        raise RuntimeError("%s exited %d: %s" % (design.name, rc, err))
+    return {"rate": r["msgs/s"], "p99_ms": r["p99_us"] / 1000.0}
+
+
+def targets(results, persistent):
+    """Issue 14's targets, each a ratio of two of the run's medians; a list of table rows."""
+    med = lambda name, key, table=results: (statistics.median(x[key] for x in table[name])
+                                            if isinstance(table.get(name), list) else None)
+    rows = []
+
+    def row(target, want, name, ratio, ok):  # (a design not measured this run has none)
+        if ratio is not None:
+            rows.append("| %s | %s | %s | %.2f | %s |" % (
+                target, name, want, ratio, "met" if ok(ratio) else "**missed**"))
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+    pools = [d for d in DESIGNS if d[1].startswith(("prefork", "pool"))]
+    forking_py = med("fork per client: Python ForkingTCPServer", "rate")
+    epoll = med("epoll, one thread: the ceiling", "rate")
+    step5_cpu = med("fork per client: step 5", "cpu_us")
+    for _, name, _ in pools:
+        row("churn ÷ Python ForkingTCPServer", "≥ 20", name, ratio(med(name, "rate"), forking_py),
+            lambda r: r >= 20)
+        row("churn ÷ epoll", "≥ 0.7", name, ratio(med(name, "rate"), epoll), lambda r: r >= 0.7)
+        row("server CPU per connection ÷ step 5's", "≤ 0.25", name,
+            ratio(med(name, "cpu_us"), step5_cpu), lambda r: r <= 0.25)
+    step4 = med("thread per client: step 4", "rate", persistent)
+    step5 = med("fork per client: step 5", "rate", persistent)
+    for _, name, _ in PERSISTENT:
+        against = ("step 4", step4) if name.startswith("pool") else (
+            ("step 5", step5) if name.startswith("prefork") else (None, None))
+        if against[0]:
+            row("64 B, 10 persistent connections ÷ %s" % against[0], "≥ 0.9", name,
+                ratio(med(name, "rate", persistent), against[1]), lambda r: r >= 0.9)
+    return rows
+
+
 def worker_summary(design, reps):
     """One row of the who-got-the-connection table, or None for a one-worker design."""
     last = reps[-1]
@@ -205,7 +270,7 @@ def worker_order(item):
     return (m.group(1), int(m.group(2))) if m else (item[0], 0)
 
 
-def report(designs, results, cfg, info, pins, load_before, elapsed):
+def report(designs, results, persistent, cfg, info, pins, load_before, elapsed):
     med = lambda r, k: statistics.median(x[k] for x in r)
     baseline = {}
     for d in designs:
@@ -262,6 +327,31 @@ def report(designs, results, cfg, info, pins, load_before, elapsed):
         "bytes, user + system seconds; N/A: Linux could not then run or measure it):", "",
         "| Stevens | design | CPU s per 5,000 conns, Linux 2000 |", "|---|---|---:|"]
     out += ["| %s | %s | %s |" % row for row in LINUX_2000]
+    if persistent:
+        out += ["", "### 64 B round trips on 10 persistent connections", "",
+                "The targets' second workload: 10 connections opened once, then %s round trips "
+                "of 64 bytes on each, one in flight per connection (`tests/client bench -c 10 -n "
+                "%d -s 64`, after a warm-up of 20), against pools of 10 workers: one worker per "
+                "connection, as step 4 and step 5 have. Median of %d repetitions."
+                % ("{:,}".format(cfg.messages), cfg.messages, cfg.reps), "",
+                "| Stevens | design | round trips/s | p99 ms |", "|---|---|---:|---:|"]
+        for stevens, name, _ in PERSISTENT:
+            r = persistent.get(name)
+            if r is None:
+                continue
+            if not isinstance(r, list):
+                out.append("| %s | %s | %s | |" % (stevens, name, r))
+                continue
+            out.append("| %s | %s | %s | %.2f |" % (
+                stevens, name, run.fmt_rate(statistics.median(x["rate"] for x in r)),
+                statistics.median(x["p99_ms"] for x in r)))
+    target_rows = targets(results, persistent or {})
+    if target_rows:
+        out += ["", "### Targets (issue 14)", "",
+                "Each a ratio of two medians above. *Churn* is the first table's connections/s "
+                "(Stevens' workload, %d at once); the bound on workers under 1,000 clients is "
+                "tests/stress.bats's, which `make test` runs." % cfg.clients, "",
+                "| target | design | wanted | ratio | |", "|---|---|---:|---:|---|"] + target_rows
     rows = [worker_summary(d, results[d.name]) for d in designs if isinstance(results.get(d.name), list)]
     out += ["", "### Who gets the connection", "",
             "Connections each worker took in the last repetition (%s), counted from the "
@@ -280,12 +370,16 @@ def main():
     parser.add_argument("--loops", type=int, default=500, help="L: connections each (500)")
     parser.add_argument("--bytes", type=int, default=4000, help="B: request and reply size (4000)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions, median shown (3)")
+    parser.add_argument("--messages", type=int, default=5000,
+                        help="round trips per connection in the persistent workload (5000)")
+    parser.add_argument("--no-persistent", action="store_true",
+                        help="leave the persistent workload out")
     parser.add_argument("--only", help="only designs whose name contains one of these (comma-separated)")
     parser.add_argument("--timeout", type=float, default=300.0, help="the client's --timeout")
     parser.add_argument("--out", default=os.path.join(run.BENCH, "RESULTS.md"),
                         help="the Markdown file whose section 'designs' is written (RESULTS.md)")
     cfg = parser.parse_args()
-    for name in ("clients", "loops", "bytes", "reps"):
+    for name in ("clients", "loops", "bytes", "reps", "messages"):
         if getattr(cfg, name) < 1:
             parser.error("--%s must be at least 1" % name)
 
@@ -296,7 +390,11 @@ def main():
             parser.error("no design's name contains any of: %s" % cfg.only)
     pins, info, load_before = run.pinning(), run.machine(), os.getloadavg()[0]
     logdir = tempfile.mkdtemp(prefix="designs-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    started, results = time.monotonic(), {}
+    started, results, persistent = time.monotonic(), {}, {}
+    persistent_designs = [] if cfg.no_persistent else [Design(*line) for line in PERSISTENT]
+    if cfg.only:
+        persistent_designs = [d for d in persistent_designs
+                              if any(w in d.name for w in cfg.only.split(","))]
     try:
         for d in designs:
             if not d.available():
@@ -308,16 +406,27 @@ def main():
             except RuntimeError as e:
                 results[d.name] = "failed: %s" % " ".join(str(e).replace("|", "/").split())[:200]
                 print("    " + results[d.name], file=sys.stderr)
+        for d in persistent_designs:
+            if not d.available():
+                persistent[d.name] = "not built"
+                continue
+            print("  %-52s x%d (persistent) ..." % (d.name, cfg.reps), file=sys.stderr, flush=True)
+            try:
+                persistent[d.name] = [measure_persistent(d, cfg, pins, logdir) for _ in range(cfg.reps)]
+            except RuntimeError as e:
+                persistent[d.name] = "failed: %s" % " ".join(str(e).replace("|", "/").split())[:200]
+                print("    " + persistent[d.name], file=sys.stderr)
     finally:
         for leftover in os.listdir(logdir):
             os.unlink(os.path.join(logdir, leftover))
         os.rmdir(logdir)
-    text = report(designs, results, cfg, info, pins, load_before, time.monotonic() - started)
+    text = report(designs, results, persistent, cfg, info, pins, load_before,
+                  time.monotonic() - started)
     print(text, end="")
     run.write_section(cfg.out, "designs", "tests/bench/designs.py (make bench-designs)", text)
     print("wrote the section 'designs' of %s" % os.path.relpath(cfg.out, ROOT), file=sys.stderr)
-    failed = [d.name for d in designs if isinstance(results.get(d.name), str)
-              and results[d.name].startswith("failed")]
+    failed = [name for name, r in list(results.items()) + list(persistent.items())
+              if isinstance(r, str) and r.startswith("failed")]
     return 1 if failed else 0
 
 

@@ -22,7 +22,8 @@ busy). Its row is the worker that served it:
   server whose log names no thread cannot be drawn.
 The stamp lags the event by the pipe and the harness's wake-up; the script prints, for
 each picture, how far each `connected` stamp came after the client's connect() returned,
-an upper bound on that lag (the server's accept and fork or thread start are in it too).
+an upper bound on that lag (the server's accept and fork or thread start are in it too,
+and so is a wait in the backlog for a busy pool's worker: read the median).
 """
 import argparse
 import os
@@ -232,7 +233,7 @@ def draw(design, drawn, connects, origin, png, ylabel):
     script = """
 set terminal pngcairo size 900,%d font 'sans,13' noenhanced
 set output '%s'
-set title "%s: who served whom (%d clients, cN: the N-th to connect)"
+set title "%s: who served whom, %d clients\\n(cN: the N-th client to connect)"
 set xlabel 'time since the first client was due to connect (ms)'
 set ylabel "%s"
 set ytics (%s) nomirror
@@ -281,7 +282,7 @@ def timeline(name, design_name, cfg):
     lags = sorted(1000 * (began - record[number]["connected"]) for _, number, began, _ in drawn)
     workers = len({b[0] for b in drawn})
     summary = ("%s: %d clients, %d worker(s); a connected stamp came %.2f ms (median) to %.2f ms "
-               "(max) after the client's connect()" % (design.name, cfg.clients, workers,
+               "(max) after the client's connect(), a wait for a worker included" % (design.name, cfg.clients, workers,
                                                         lags[len(lags) // 2], lags[-1]))
     if cfg.text:
         for worker, number, began, ended in sorted(drawn, key=lambda b: b[2]):
