@@ -1483,7 +1483,8 @@ static void prefork_worker(struct server *s) {
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         fprintf(stderr, "accept: %s (pausing for %d ms)\n", strerror(err), ACCEPT_BACKOFF_MS);
         struct pollfd stop = {.fd = state->children_pipe[0], .events = POLLIN};
-        poll(&stop, 1, ACCEPT_BACKOFF_MS);
+        if (poll(&stop, 1, ACCEPT_BACKOFF_MS) > 0)
+          break; /* the pipe closed: the parent stops, or it is gone (else we spin here) */
         continue;
       }
       if (err == ECONNABORTED || err == EPROTO || err == EAGAIN)

@@ -387,6 +387,23 @@ lowest_free_fd() {
   stop_server
 }
 
+@test "faults: upper --mode prefork: a worker pausing after EMFILE ends when its parent is killed" {
+  # Seen once: the parent SIGKILLed, its worker went on retrying accept() at full speed,
+  # for ever. Its pause polls the children's pipe, whose end in the parent is now closed.
+  start_server "$UPPER" --mode prefork --workers 1
+  local worker
+  worker=$(ps -o pid= --ppid "$SERVER_PID" | tr -d ' ')
+  prlimit --pid "$worker" --nofile="$(lowest_free_fd "$worker"):"
+  round_trip "the last descriptor"
+  in_background holder python3 "$MISBEHAVE" --port "$SERVER_PORT" hold -c 1
+  wait_until 10 grep -q "Too many open files" "$SERVER_ERR" || fail "no EMFILE logged"
+  kill -KILL "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+  wait_until 5 eval '! kill -0 '"$worker"' 2>/dev/null' ||
+    fail "the worker outlived its parent: $(ps -o pid,stat,etime,args -p "$worker")"
+}
+
 # ---------------------------------------------------------------------------------------
 # A forked child killed (step 5's is in step5.bats)
 

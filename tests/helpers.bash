@@ -386,6 +386,9 @@ teardown() {
   [ -n "${BATS_TEST_COMPLETED:-}" ] || [ -z "${SERVER_NAME:-}" ] ||
     echo "# failed while testing: $SERVER_NAME" >&2
   if [ -n "${SERVER_PID:-}" ]; then
+    # Its children first: a prefork worker whose parent is gone would wait in accept()
+    # for ever, and hold the test's descriptors open.
+    pkill -KILL -P "$SERVER_PID" 2>/dev/null
     kill -KILL "$SERVER_PID" 2>/dev/null
     wait "$SERVER_PID" 2>/dev/null
     SERVER_PID=
