@@ -15,8 +15,8 @@ CFLAGS := -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread
 
 # Packages the test suites need (Debian names); tests/deps.sh installs what is missing,
 # without the packages they merely recommend, so each one the tests use is named here:
-# procps for ps, parallel for bats --jobs.
-TEST_PACKAGES := bats bats-support bats-assert valgrind python3 procps parallel
+# procps for ps and pkill.
+TEST_PACKAGES := bats bats-support bats-assert valgrind python3 procps
 
 # Python run by the tests and tools leaves no __pycache__ in the tree.
 export PYTHONDONTWRITEBYTECODE := 1
@@ -55,16 +55,19 @@ DEMOS := $(patsubst tests/demo/%.sh,%,$(sort $(wildcard tests/demo/step[1-6].sh)
 # Every suite runs once as it is, then the servers' suites again under memcheck, then
 # the thread checker over the threads the lab writes itself and the step-6 programs whose
 # handlers share more than the framework does (cJSON, thread names); the framework's own
-# threading is ThreadSanitizer's, in make tsan.
-SUITES := $(sort $(wildcard tests/*.bats))
-VALGRIND_SUITES := tests/contract.bats tests/stop.bats \
-  tests/step1.bats tests/step2.bats tests/step3.bats tests/step4.bats tests/step5.bats \
-  tests/faults_sigterm.bats \
-  tests/step6_upper.bats tests/step6_callcenter.bats tests/step6_ftpserver.bats \
-  tests/step6_threadname.bats tests/step6_defences.bats tests/step6_seeds.bats \
-  tests/step6_stop.bats tests/step6_pools.bats
-HELGRIND_SUITES := tests/step4.bats tests/step6_ftpserver.bats tests/step6_threadname.bats \
-  tests/step6_pools.bats
+# threading is ThreadSanitizer's, in make tsan. tests/run_passes runs them all from one
+# queue, so each list names its heaviest suites first: the longest start first, and the
+# short ones fill the end.
+HEAVY_SUITES := tests/exercises.bats tests/faults.bats tests/contract.bats \
+  tests/step6_pools.bats tests/stop.bats tests/step6_ftpserver.bats tests/tutorial.bats
+SUITES := $(HEAVY_SUITES) $(filter-out $(HEAVY_SUITES),$(sort $(wildcard tests/*.bats)))
+VALGRIND_SUITES := tests/stop.bats tests/contract.bats tests/step6_ftpserver.bats \
+  tests/step6_upper.bats tests/step5.bats tests/step6_pools.bats tests/step4.bats \
+  tests/step6_stop.bats tests/faults_sigterm.bats tests/step6_defences.bats tests/step3.bats \
+  tests/step6_seeds.bats tests/step6_callcenter.bats tests/step2.bats tests/step1.bats \
+  tests/step6_threadname.bats
+HELGRIND_SUITES := tests/step6_ftpserver.bats tests/step6_pools.bats tests/step4.bats \
+  tests/step6_threadname.bats
 
 CHECK_STEPS := $(addprefix check-,$(DEMOS))
 

@@ -1,13 +1,21 @@
 #!/usr/bin/env bats
 # What the contract asks of every server: options, the ready line, exit statuses and
 # signals of the five steps and the four step-6 programs, and the upper-case echo
-# protocol byte for byte of those that speak it.
+# protocol byte for byte of those that speak it, upper's two pools included.
 
 load helpers
 
 STEP6="$LAB/step6_socketserver"
 servers() { ls "$LAB"/step[1-5]_*/server "$STEP6"/{upper,callcenter,ftpserver,threadname}; }
-echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
+# Each an echo server and its options, to be word-split: `start_server $server`.
+ECHO_SERVERS=("$LAB"/step[1-5]_*/server "$STEP6/upper" "$STEP6/upper --mode prefork"
+  "$STEP6/upper --mode pool")
+
+# freeze SIGNAL - STOP or CONT the server and its children (a prefork server's workers).
+freeze() {
+  pkill -"$1" -P "$SERVER_PID" || true
+  kill -"$1" "$SERVER_PID"
+}
 
 @test "every server: --help prints the usage on stdout, naming every option, exit 0" {
   for server in $(servers); do
@@ -76,8 +84,9 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
 @test "every echo server: hello and a newline come back upper-cased, byte for byte" {
   protocol_only
   printf 'hello\n' >"$BATS_TEST_TMPDIR/in"
-  for server in $(echo_servers); do
-    start_server "$server"
+  for server in "${ECHO_SERVERS[@]}"; do
+    # shellcheck disable=SC2086 # a server and its options, word-split on purpose
+    start_server $server
     exchange "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
     [ "$(od -An -c "$BATS_TEST_TMPDIR/out")" = "$(printf 'HELLO\n' | od -An -c)" ]
     stop_server
@@ -88,8 +97,9 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
   protocol_only
   every_byte "$BATS_TEST_TMPDIR/in"
   upper_case_of "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/expected"
-  for server in $(echo_servers); do
-    start_server "$server"
+  for server in "${ECHO_SERVERS[@]}"; do
+    # shellcheck disable=SC2086 # a server and its options, word-split on purpose
+    start_server $server
     exchange "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
     cmp "$BATS_TEST_TMPDIR/expected" "$BATS_TEST_TMPDIR/out"
     stop_server
@@ -100,8 +110,9 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
   protocol_only
   head -c 1024 /dev/zero | tr '\0' 'q' >"$BATS_TEST_TMPDIR/in"
   upper_case_of "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/expected"
-  for server in $(echo_servers); do
-    start_server "$server"
+  for server in "${ECHO_SERVERS[@]}"; do
+    # shellcheck disable=SC2086 # a server and its options, word-split on purpose
+    start_server $server
     exchange "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
     cmp "$BATS_TEST_TMPDIR/expected" "$BATS_TEST_TMPDIR/out"
     stop_server
@@ -110,8 +121,9 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
 
 @test "every echo server: the log names the client and trims trailing whitespace" {
   protocol_only
-  for server in $(echo_servers); do
-    start_server "$server"
+  for server in "${ECHO_SERVERS[@]}"; do
+    # shellcheck disable=SC2086 # a server and its options, word-split on purpose
+    start_server $server
     run client <<<"hi there   "
     assert_output "recv from server: HI THERE   "
     wait_for_log "127\.0\.0\.1:[0-9]+ wrote: hi there$"
@@ -121,8 +133,9 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
 
 @test "every echo server: a newline or NUL inside a message cannot forge or hide a log line" {
   printf 'one\nserving on fake\0hidden\n' >"$BATS_TEST_TMPDIR/in"
-  for server in $(echo_servers); do
-    start_server "$server"
+  for server in "${ECHO_SERVERS[@]}"; do
+    # shellcheck disable=SC2086 # a server and its options, word-split on purpose
+    start_server $server
     exchange "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
     wait_for_log "wrote: one\.serving on fake\.hidden$"
     run grep -c "^serving on" "$SERVER_LOG"
@@ -135,11 +148,12 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
   # The server is stopped while the client sends, half-closes and resets, so all of it
   # has arrived before the server reads: it reads the message, and its reply's send
   # fails with EPIPE, which kills a process that forgot MSG_NOSIGNAL.
-  for server in $(echo_servers); do
-    start_server "$server"
-    kill -STOP "$SERVER_PID"
+  for server in "${ECHO_SERVERS[@]}"; do
+    # shellcheck disable=SC2086 # a server and its options, word-split on purpose
+    start_server $server
+    freeze STOP
     run misbehave reset --bytes 5 --half-close </dev/null
-    kill -CONT "$SERVER_PID"
+    freeze CONT
     assert_line "reset"
     wait_for_log "127\.0\.0\.1:[0-9]+ wrote: the q$"
     wait_for_log "127\.0\.0\.1:[0-9]+ reset$"
@@ -151,8 +165,9 @@ echo_servers() { ls "$LAB"/step[1-5]_*/server "$STEP6/upper"; }
 
 @test "every server: a log that cannot be written (standard output closed) does not stop it" {
   # Without SIGPIPE ignored, the first log line after the ready line kills the server
-  # (exit 141); in a forking server, the child that logs.
-  for server in $(servers) "$STEP6/upper --mode forking"; do
+  # (exit 141); in a forking or prefork server, the child that logs.
+  for server in $(servers) "$STEP6/upper --mode forking" "$STEP6/upper --mode prefork" \
+    "$STEP6/upper --mode pool"; do
     # shellcheck disable=SC2086 # a server and its options, word-split on purpose
     start_with_closed_stdout $server
     run client <<<"still here"
