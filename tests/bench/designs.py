@@ -26,7 +26,8 @@ For each design, started afresh for each repetition on --port 0, pinned to its o
   upper --mode sync; Python: TCPServer): Stevens' "process control" column;
 - connections per second and the p99 of a whole cycle (connect to end of stream), as the
   client measures them.
-Each figure is the median of --reps repetitions.
+Each figure is the median of --reps repetitions, taken in turn: every design once, then
+every design again.
 
 Who gets the connection: every server logs `[WORKER: ]IP:PORT connected` when a worker
 takes a client. Where the log names the worker (step 4's Thread-N, the Python peers'
@@ -297,7 +298,9 @@ def report(designs, results, persistent, cfg, info, pins, load_before, elapsed):
            "of processes, counts its own), per connection; the kernel counts it in clock ticks of "
            "%.0f ms, so the figure moves in steps of %.1f µs. *Minus iterative* subtracts "
            "the iterative server of the same code: Stevens' process-control time. *p99* is a whole cycle, connect to end of stream. "
-           "Each figure is the median of %d repetitions, each against a fresh server. Every "
+           "Each figure is the median of %d repetitions, each against a fresh server, taken in "
+           "turn (every design once, then every design again), so that a slow spell of the "
+           "machine costs every design one repetition rather than one design all of them. Every "
            "server logs its lines to a file on tmpfs, as `make bench` does."
            % (cfg.clients, cfg.loops, cfg.bytes, cfg.clients, cfg.loops, cfg.bytes,
               "{:,}".format(total), 2 * cfg.clients, 1000.0 / run.TICK, 1e6 / run.TICK / total,
@@ -369,7 +372,7 @@ def main():
     parser.add_argument("--clients", type=int, default=10, help="K: clients at once (10)")
     parser.add_argument("--loops", type=int, default=500, help="L: connections each (500)")
     parser.add_argument("--bytes", type=int, default=4000, help="B: request and reply size (4000)")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions, median shown (3)")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions, median shown (5)")
     parser.add_argument("--messages", type=int, default=5000,
                         help="round trips per connection in the persistent workload (5000)")
     parser.add_argument("--no-persistent", action="store_true",
@@ -396,26 +399,26 @@ def main():
         persistent_designs = [d for d in persistent_designs
                               if any(w in d.name for w in cfg.only.split(","))]
     try:
-        for d in designs:
-            if not d.available():
-                results[d.name] = "not built (make all %s)" % os.path.relpath(d.argv[0], ROOT)
-                continue
-            print("  %-52s x%d ..." % (d.name, cfg.reps), file=sys.stderr, flush=True)
-            try:
-                results[d.name] = [measure(d, cfg, pins, logdir) for _ in range(cfg.reps)]
-            except RuntimeError as e:
-                results[d.name] = "failed: %s" % " ".join(str(e).replace("|", "/").split())[:200]
-                print("    " + results[d.name], file=sys.stderr)
-        for d in persistent_designs:
-            if not d.available():
-                persistent[d.name] = "not built"
-                continue
-            print("  %-52s x%d (persistent) ..." % (d.name, cfg.reps), file=sys.stderr, flush=True)
-            try:
-                persistent[d.name] = [measure_persistent(d, cfg, pins, logdir) for _ in range(cfg.reps)]
-            except RuntimeError as e:
-                persistent[d.name] = "failed: %s" % " ".join(str(e).replace("|", "/").split())[:200]
-                print("    " + persistent[d.name], file=sys.stderr)
+        # Repetition by repetition, every design in each: a slow spell of the machine
+        # (these are shared virtual cores) then costs every design one repetition, and
+        # the medians, not one design all three.
+        for rep in range(cfg.reps):
+            for table, listed, how, label in ((results, designs, measure, ""),
+                                              (persistent, persistent_designs,
+                                               measure_persistent, " (persistent)")):
+                for d in listed:
+                    if isinstance(table.get(d.name), str):
+                        continue  # not built, or failed in an earlier repetition
+                    if not d.available():
+                        table[d.name] = "not built (make all %s)" % os.path.relpath(d.argv[0], ROOT)
+                        continue
+                    print("  %d/%d %-52s%s ..." % (rep + 1, cfg.reps, d.name, label),
+                          file=sys.stderr, flush=True)
+                    try:
+                        table.setdefault(d.name, []).append(how(d, cfg, pins, logdir))
+                    except RuntimeError as e:
+                        table[d.name] = "failed: %s" % " ".join(str(e).replace("|", "/").split())[:200]
+                        print("    " + table[d.name], file=sys.stderr)
     finally:
         for leftover in os.listdir(logdir):
             os.unlink(os.path.join(logdir, leftover))
