@@ -15,6 +15,10 @@ EXERCISES="$LAB/tests/exercises"
 
 setup_file() {
   export PROOF="$BATS_FILE_TMPDIR/proof"
+  # The graders' builds and servers live here, so that the last test can tell whether
+  # any of them is still running.
+  export TMPDIR="$BATS_FILE_TMPDIR/graders"
+  mkdir -p "$TMPDIR"
   local ids options=()
   ids=$(cd "$EXERCISES" && ls -d */ | tr -d /)
   [ "${EXERCISES_PROOF:-full}" != quick ] || options=(--no-valgrind)
@@ -180,4 +184,21 @@ patch_to() {
     grep -qF "| \`$id\` |" <<<"$chapter" || fail "step $step's chapter of TUTORIAL.md does not list $id"
   done < <("$EXERCISES/list")
   grep -qF 'make check-exercise EX=ID' "$LAB/TUTORIAL.md"
+}
+
+@test "the graders leave no process behind: every server and client they started has ended" {
+  # One left behind keeps running, and holds this suite's output open: bats would wait
+  # for it for ever. Fail, naming it, and end it. A grader's server runs from its
+  # folder under TMPDIR; its clients read from fifos there.
+  local proc left=() pid
+  for proc in /proc/[0-9]*; do
+    if [[ $(tr '\0' ' ' <"$proc/cmdline" 2>/dev/null) == "$TMPDIR"/* ||
+      $(readlink "$proc/fd/0" 2>/dev/null) == "$TMPDIR"/* ]]; then
+      left+=("${proc#/proc/}")
+    fi
+  done
+  [ "${#left[@]}" = 0 ] && return 0
+  for pid in "${left[@]}"; do ps -o pid=,args= -p "$pid" || true; done >"$BATS_TEST_TMPDIR/left"
+  kill -KILL "${left[@]}" 2>/dev/null || true
+  fail "still running: $(cat "$BATS_TEST_TMPDIR/left")"
 }

@@ -385,16 +385,18 @@ teardown() {
   # A test that loops over several servers says which one it was at when it failed.
   [ -n "${BATS_TEST_COMPLETED:-}" ] || [ -z "${SERVER_NAME:-}" ] ||
     echo "# failed while testing: $SERVER_NAME" >&2
+  # Every step is `|| true`: this also runs as an EXIT trap under set -e (the exercises'
+  # criteria), where one failed kill would end it before the rest were killed.
   if [ -n "${SERVER_PID:-}" ]; then
     # Its children first: a prefork worker whose parent is gone would wait in accept()
     # for ever, and hold the test's descriptors open.
-    pkill -KILL -P "$SERVER_PID" 2>/dev/null
-    kill -KILL "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
+    pkill -KILL -P "$SERVER_PID" 2>/dev/null || true
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=
   fi
   # Background helpers a test started (clients held open) die with it.
   local job
-  for job in $(jobs -p); do kill "$job" 2>/dev/null; done
+  for job in $(jobs -p); do kill "$job" 2>/dev/null || true; done
   return 0
 }
