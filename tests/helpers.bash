@@ -24,20 +24,32 @@ VALGRIND_STATUS=97
 # wait_until SECONDS COMMAND... - run COMMAND until it succeeds or SECONDS pass.
 # A condition that returns NEVER (99) says it can never hold (the server has exited): no
 # waiting on. (Not 2: grep says 2 of a file that is not there yet.)
+#
+# Between two tries it pauses 10 ms, then half as long again each time, up to 50 ms: a
+# condition that holds at once is seen at once, and a long wait (a server under valgrind)
+# costs a few tries a second, not fifty. The pause is `read -t` on a pipe that nobody
+# writes to (we hold its write end, so no end of file comes either), which starts no
+# process: `sleep` would, two hundred times in a ten-second wait, and the polls of two
+# suites side by side once took a third of the machine.
 NEVER=99
 wait_until() {
   local seconds=$1
   shift
   local deadline=$((${EPOCHREALTIME/./} + seconds * DEADLINE_SCALE * 1000000)) status
+  local pause_us=10000 pause idle_fd
+  exec {idle_fd}<> <(:)
   until "$@"; do
     status=$?
-    [ "$status" -ne "$NEVER" ] || return 1
-    if ((${EPOCHREALTIME/./} >= deadline)); then
-      echo "gave up after $((seconds * DEADLINE_SCALE)) s waiting for: $*" >&2
+    if [ "$status" -eq "$NEVER" ] || ((${EPOCHREALTIME/./} >= deadline)); then
+      [ "$status" -eq "$NEVER" ] || echo "gave up after $((seconds * DEADLINE_SCALE)) s waiting for: $*" >&2
+      exec {idle_fd}>&-
       return 1
     fi
-    sleep 0.02 # a poll interval, not synchronisation: the condition decides
+    printf -v pause '0.%06d' "$pause_us"
+    read -r -t "$pause" -u "$idle_fd" _ || true # a poll interval: the condition decides
+    pause_us=$((pause_us * 3 / 2 > 50000 ? 50000 : pause_us * 3 / 2))
   done
+  exec {idle_fd}>&-
 }
 
 # start_server BIN [ARGS...] - start BIN on a free port (unless ARGS name --port or

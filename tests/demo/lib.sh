@@ -31,13 +31,19 @@ fail() {
 }
 
 # wait_for SECONDS COMMAND... - poll a condition until it holds or the deadline passes.
+# The pause between tries grows from 10 to 50 ms, and is `read -t` on a pipe nobody
+# writes to: a wait that starts no process (tests/helpers.bash's wait_until does the same).
 wait_for() {
-  local deadline=$((SECONDS + $1))
+  local deadline=$((SECONDS + $1)) pause_us=10000 pause idle_fd
   shift
+  exec {idle_fd}<> <(:)
   until "$@"; do
     [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for: $*"
-    sleep 0.02
+    printf -v pause '0.%06d' "$pause_us"
+    read -r -t "$pause" -u "$idle_fd" _ || true
+    pause_us=$((pause_us * 3 / 2 > 50000 ? 50000 : pause_us * 3 / 2))
   done
+  exec {idle_fd}>&-
 }
 
 # start_server BIN [ARGS...] - start a server on a free port and wait for its ready line.
