@@ -20,7 +20,6 @@
 
 # helpers.bash is written for bats: give it what it takes from bats.
 BATS_TEST_DIRNAME="$LAB/tests"
-load() { source "$1.bash"; }
 bats_require_minimum_version() { :; }
 # bats's `run`, as much of it as the helpers use: status, output and lines of COMMAND.
 run() {
