@@ -73,8 +73,11 @@ freeze() {
 }
 
 @test "every server: SIGTERM and SIGINT stop it with exit 0" {
+  # Under memcheck every suite already ends each server with SIGTERM: SIGINT is new here.
+  local signals=(TERM INT)
+  [ "${VALGRIND:-0}" != 1 ] || signals=(INT)
   for server in $(servers); do
-    for signal in TERM INT; do
+    for signal in "${signals[@]}"; do
       start_server "$server"
       stop_server "$signal"
     done

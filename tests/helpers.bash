@@ -144,8 +144,10 @@ ready_line_seen() {
     echo "server exited before its ready line" >&2
     return "$NEVER"
   fi
-  # The line must be whole (its newline written), not a prefix caught mid-write.
-  [ "$(wc -l <"$SERVER_LOG")" -ge 1 ] && head -n 1 "$SERVER_LOG" | grep -q '^serving on '
+  # The line must be whole (its newline written), not a prefix caught mid-write: read
+  # fails on a line with no newline yet. (Builtins only: this runs at every poll.)
+  local line
+  [ -f "$SERVER_LOG" ] && IFS= read -r line <"$SERVER_LOG" && [[ $line == "serving on "* ]]
 }
 
 # stop_server [SIGNAL] - stop the server and insist on a clean exit.
