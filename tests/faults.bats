@@ -275,6 +275,26 @@ does_not_spin() {
   [ $((cpu_ms * 5)) -lt "$wall_ms" ] || fail "the server spins: ${cpu_ms} ms of CPU in ${wall_ms} ms"
 }
 
+# keeper_answered - a chat client, the keeper, connected and answered once, before the
+# table fills.
+keeper_answered() {
+  in_background keeper "$CLIENT" --port "$SERVER_PORT" chat
+  say keeper "first"
+  wait_until 5 output_of keeper "recv from server: FIRST"
+}
+
+# saturated_by N - N clients connect and hold on, more than the server's table takes:
+# EMFILE is logged, the server does not spin, and the keeper is still answered.
+saturated_by() {
+  in_background holders python3 "$MISBEHAVE" --port "$SERVER_PORT" hold -c "$1"
+  wait_until 10 output_of holders "^connected $1$"
+  wait_until 10 grep -q "Too many open files" "$SERVER_ERR" || fail "no EMFILE logged"
+  does_not_spin
+  # The clients it has are still served.
+  say keeper "while full"
+  wait_until 5 output_of keeper "recv from server: WHILE FULL" || fail "the chat client was not answered"
+}
+
 # emfile_survived BIN ARGS... - the server runs under ulimit -n 32; a chat client is
 # connected first, then 40 more hold connections open: the table fills, accept() fails
 # with EMFILE, clients wait in the backlog. The server says so, does not spin, still
@@ -282,16 +302,8 @@ does_not_spin() {
 # waited and serves a newcomer.
 emfile_survived() {
   start_server "$BASH" -c 'ulimit -n 32 && exec "$@"' limit "$@"
-  in_background keeper "$CLIENT" --port "$SERVER_PORT" chat
-  say keeper "first"
-  wait_until 5 output_of keeper "recv from server: FIRST"
-  in_background holders python3 "$MISBEHAVE" --port "$SERVER_PORT" hold -c 40
-  wait_until 10 output_of holders "^connected 40$"
-  wait_until 10 grep -q "Too many open files" "$SERVER_ERR" || fail "no EMFILE logged"
-  does_not_spin
-  # The clients it has are still served.
-  say keeper "while full"
-  wait_until 5 output_of keeper "recv from server: WHILE FULL" || fail "the chat client was not answered"
+  keeper_answered
+  saturated_by 40
   # Descriptors free up: the server takes what waited, and the next client.
   let_go holders
   wait_until 10 backlog_is 0 || fail "clients still wait in the backlog: $(backlog)"
@@ -335,18 +347,11 @@ lowest_free_fd() {
   # stderr, the listener, whatever it inherited) while a client is being served, then
   # raised again.
   start_server "$STEP5"
-  in_background keeper "$CLIENT" --port "$SERVER_PORT" chat
-  say keeper "first"
-  wait_until 5 output_of keeper "recv from server: FIRST"
+  keeper_answered
   # accept() takes the lowest free descriptor, and fails with EMFILE when that is not
   # below the soft limit.
   prlimit --pid "$SERVER_PID" --nofile="$(lowest_free_fd):"
-  in_background holders python3 "$MISBEHAVE" --port "$SERVER_PORT" hold -c 5
-  wait_until 10 output_of holders "^connected 5$"
-  wait_until 10 grep -q "Too many open files" "$SERVER_ERR" || fail "no EMFILE logged"
-  does_not_spin
-  say keeper "while full"
-  wait_until 5 output_of keeper "recv from server: WHILE FULL" || fail "the chat client was not answered"
+  saturated_by 5
   prlimit --pid "$SERVER_PID" --nofile=1024:
   round_trip "after the limit rose"
   wait_until 5 log_count_is " connected$" 7 # the keeper, the five that waited, the newcomer
@@ -360,21 +365,14 @@ lowest_free_fd() {
   # The idle one sits in accept(), which took its descriptor before it began to wait:
   # that accept succeeds (a round trip), the next fails.
   start_server "$UPPER" --mode prefork --workers 2
-  in_background keeper "$CLIENT" --port "$SERVER_PORT" chat
-  say keeper "first"
-  wait_until 5 output_of keeper "recv from server: FIRST"
+  keeper_answered
   local workers worker
   workers=$(ps -o pid= --ppid "$SERVER_PID")
   for worker in $workers; do
     prlimit --pid "$worker" --nofile="$(lowest_free_fd "$worker"):"
   done
   round_trip "the last descriptor"
-  in_background holders python3 "$MISBEHAVE" --port "$SERVER_PORT" hold -c 3
-  wait_until 10 output_of holders "^connected 3$"
-  wait_until 10 grep -q "Too many open files" "$SERVER_ERR" || fail "no EMFILE logged"
-  does_not_spin
-  say keeper "while full"
-  wait_until 5 output_of keeper "recv from server: WHILE FULL" || fail "the chat client was not answered"
+  saturated_by 3
   for worker in $workers; do prlimit --pid "$worker" --nofile=1024:; done
   # The idle worker takes a holder; once the holders hang up, it serves the rest and a
   # newcomer.
