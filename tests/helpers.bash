@@ -66,6 +66,9 @@ start_server() {
   SERVER_LOG="$BATS_TEST_TMPDIR/server.out"
   SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
   valgrind_runner
+  # Emptied here, not only by the redirection below, which runs in the background: a
+  # test that starts servers one after another would else read the last one's ready line.
+  : >"$SERVER_LOG"
   # 3>&-: bats waits for every holder of fd 3, so a server must not inherit it.
   "${RUNNER[@]}" "${SERVER_ARGS[@]}" </dev/null >"$SERVER_LOG" 2>"$SERVER_ERR" 3>&- &
   SERVER_PID=$!

@@ -38,6 +38,7 @@ start_quiet() {
   SERVER_LOG="$BATS_TEST_TMPDIR/server.out"
   SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
   [ -x "$bin" ] || fail "no server at $bin (run make)"
+  : >"$SERVER_LOG" # (the reader below writes it in the background)
   "$bin" --port 0 "$@" </dev/null 2>"$SERVER_ERR" 3>&- \
     > >(exec 3>&-; IFS= read -r line; printf '%s\n' "$line" >"$SERVER_LOG"; exec cat >/dev/null) &
   SERVER_PID=$!
