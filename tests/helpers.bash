@@ -405,6 +405,15 @@ log_count() { grep -cE -- "$1" "$SERVER_LOG" || true; }
 log_count_is() { [ "$(log_count "$1")" = "$2" ]; }
 now_ms() { date +%s%3N; }
 
+# clean_env COMMAND... - run COMMAND as a user's shell runs it: none of this bats run's
+# own variables, and not its libexec folder, which it puts first in PATH (a bats started
+# inside would be its internal one). For suites that run make, or bats, inside a test.
+clean_env() {
+  local path
+  path=$(tr ':' '\n' <<<"$PATH" | grep -v 'bats-core' | paste -sd:)
+  env -i PATH="$path" HOME="$HOME" TERM=dumb "$@"
+}
+
 teardown() {
   # A test that loops over several servers says which one it was at when it failed.
   [ -n "${BATS_TEST_COMPLETED:-}" ] || [ -z "${SERVER_NAME:-}" ] ||

@@ -5,15 +5,6 @@
 
 load helpers
 
-# As a user's shell runs them: none of this bats run's own variables, and not its
-# libexec folder, which it puts first in PATH: a bats started inside would be its
-# internal one.
-clean_env() {
-  local path
-  path=$(tr ':' '\n' <<<"$PATH" | grep -v 'bats-core' | paste -sd:)
-  env -i PATH="$path" HOME="$HOME" TERM=dumb "$@"
-}
-
 # Every phony target of the Makefile and its fragments, one a line.
 phony_targets() {
   make -C "$LAB" -pRrq : 2>/dev/null | sed -n 's/^\.PHONY: //p' | tr ' ' '\n' | sed '/^$/d' | sort -u
