@@ -146,3 +146,41 @@ EOF
   awk '{ split($4, s, "="); split($5, e, "="); if (e[2] + 0 <= s[2] + 0) exit 1 }' <<<"$bars" ||
     fail "a bar ends before it starts: $bars"
 }
+
+# The pictures of the lesson (make timeline): steps 1-2's one client at a time, a
+# thread's life in step 4, the signal race. Their data as text first, then the drawing.
+
+@test "timeline --text step2: one client at a time, each served once the one before has gone" {
+  run python3 "$TIMELINE" --only step2 --text
+  assert_success
+  local bars
+  bars=$(grep '^pid ' <<<"$output")
+  [ "$(wc -l <<<"$bars")" = 4 ] || fail "expected 4 bars: $output"
+  [ "$(cut -d' ' -f2 <<<"$bars" | sort -u | wc -l)" = 1 ] || fail "not one process: $bars"
+  # In the order they connected; each starts no earlier than the one before it ended.
+  awk '{ split($3, c, "="); split($4, s, "="); split($5, e, "=")
+         if (c[2] != NR || (NR > 1 && s[2] + 0 < end) || e[2] + 0 <= s[2] + 0) exit 1; end = e[2] + 0 }' <<<"$bars" ||
+    fail "not one after the other: $bars"
+}
+
+@test "timeline --text thread-life: each thread created, serving, ended, then joined" {
+  run python3 "$TIMELINE" --only thread-life --text
+  assert_success
+  local lives
+  lives=$(grep '^Thread-' <<<"$output")
+  [ "$(wc -l <<<"$lives")" = 3 ] || fail "expected 3 threads: $output"
+  awk '{ split($2, c, "="); split($3, n, "="); split($4, e, "="); split($5, j, "=")
+         if ($1 != "Thread-" NR || n[2] < 2 || !(c[2] + 0 < e[2] + 0 && e[2] + 0 <= j[2] + 0)) exit 1 }' <<<"$lives" ||
+    fail "a life out of order: $lives"
+}
+
+@test "timeline draws the lesson's pictures: step2, thread-life, signal-race" {
+  command -v gnuplot >/dev/null || skip "gnuplot is not installed (make bench-deps installs it)"
+  run python3 "$TIMELINE" --only step2,thread-life,signal-race --dir "$BATS_TEST_TMPDIR"
+  assert_success
+  local name
+  for name in step2 thread-life signal-race; do
+    [ "$(head -c 8 "$BATS_TEST_TMPDIR/timeline-$name.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+      fail "timeline-$name.png is not a PNG: $output"
+  done
+}

@@ -5,6 +5,15 @@
                                      tests/bench/timeline-NAME.png for each of TIMELINES
   tests/bench/timeline.py --only step4 --text   one design, its bars as text, no gnuplot
 
+Besides the designs (one row per worker), three pictures of their own:
+- step2: steps 1-2's one client at a time, one row per client: each waits in the backlog
+  (red) until the one before it has gone;
+- thread-life: step 4 under strace: each thread's life, from pthread_create() (the main
+  thread's clone3()) through its client's session (recvfrom/sendto) and its exit, to the
+  join, which the main thread makes when its wait next returns (a client or the tick);
+- signal-race: a diagram, not a run: a stop signal that comes between the check of a
+  flag and the block in accept() is lost; the self-pipe keeps it.
+
 A short scripted load: --clients clients, the i-th connecting i x --stagger ms after the
 first; each sends one line, reads its reply, holds its connection a while (150, 250 or
 350 ms, in turn, so the bars differ), then closes and waits for end of stream. Meanwhile
@@ -41,8 +50,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import designs  # noqa: E402  (the design list: each picture names one of its designs)
 import run  # noqa: E402
 
-# A picture is one line: the PNG's name (timeline-NAME.png) and the design it draws.
+# A picture is one line: the PNG's name (timeline-NAME.png), the design it draws, and how
+# many clients its script runs by default.
 TIMELINES = [
+    ("step2", "iterative: step 2", 4),
     ("step4", "thread per client: step 4"),
     ("step5", "fork per client: step 5"),
     ("prefork", "prefork, shared mutex: step 6 upper"),
@@ -172,6 +183,18 @@ def scripted_load(port, clients, stagger_ms):
     return record, start
 
 
+def round_trip(sock, message):
+    """Send MESSAGE, and read as many bytes back (fewer if the server closes)."""
+    sock.sendall(message)
+    reply = b""
+    while len(reply) < len(message):
+        chunk = sock.recv(len(message) - len(reply))
+        if not chunk:
+            break
+        reply += chunk
+    return reply
+
+
 def run_client(index, port, start_at, hold_ms, record, timeout=10.0):
     """One scripted client: connect at START_AT, one round trip, hold HOLD_MS, close."""
     try:
@@ -179,13 +202,7 @@ def run_client(index, port, start_at, hold_ms, record, timeout=10.0):
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             record[index].update(connected=clock(), port=s.getsockname()[1])
             message = b"client %d\n" % index
-            s.sendall(message)
-            reply = b""
-            while len(reply) < len(message):
-                chunk = s.recv(len(message) - len(reply))
-                if not chunk:
-                    break
-                reply += chunk
+            reply = round_trip(s, message)
             time.sleep(hold_ms / 1000.0)  # the hold is the load: a client that thinks a while
             s.shutdown(socket.SHUT_WR)
             while s.recv(4096):
@@ -213,17 +230,19 @@ def bars(lines, record):
     return out
 
 
-def draw(design, drawn, connects, origin, png, ylabel):
-    """The PNG, with gnuplot: one row per worker (in order of first appearance), a bar per
-    client from its `connected` to its `disconnected` line, and a line before it from the
-    client's connect(): the time it waited for a worker (and the stamp's lag)."""
+def draw(design, drawn, connects, origin, png, ylabel, by_client=False):
+    """The PNG, with gnuplot: one row per worker (in order of first appearance), or with
+    BY_CLIENT one row per client, a bar per client from its `connected` to its
+    `disconnected` line, and a line before it from the client's connect(): the time it
+    waited for a worker (and the stamp's lag)."""
     rows = []
-    for worker, _, _, _ in sorted(drawn, key=lambda b: b[2]):
-        if worker not in rows:
-            rows.append(worker)
+    for worker, number, _, _ in sorted(drawn, key=lambda b: b[2]):
+        row = "c%d" % number if by_client else worker
+        if row not in rows:
+            rows.append(row)
     with tempfile.NamedTemporaryFile("w", suffix=".dat", delete=False) as data:
         for worker, number, began, ended in drawn:
-            y = len(rows) - rows.index(worker)  # the first worker on top
+            y = len(rows) - rows.index("c%d" % number if by_client else worker)  # the first on top
             b, e = 1000 * (began - origin), 1000 * (ended - origin)
             c = 1000 * (connects[number] - origin)
             data.write("%.3f %d %.3f %s %.3f %.3f\n" % ((b + e) / 2, y, (e - b) / 2, number,
@@ -233,7 +252,7 @@ def draw(design, drawn, connects, origin, png, ylabel):
     script = """
 set terminal pngcairo size 900,%d font 'sans,13' noenhanced
 set output '%s'
-set title "%s: who served whom, %d clients\\n(cN: the N-th client to connect)"
+set title "%s: %s, %d clients\\n(cN: the N-th client to connect)"
 set xlabel 'time since the first client was due to connect (ms)'
 set ylabel "%s"
 set ytics (%s) nomirror
@@ -248,14 +267,15 @@ plot '%s' using 1:2:3:(0.32) with boxxyerror lc rgb '#5b9bd5' \\
      '' using 5:($2 - 0.4):6:(0) with vectors nohead lw 2 lc rgb '#c00000' \\
        title "waiting: from the client's connect()", \\
      '' using 1:2:(sprintf('c%%s', stringcolumn(4))) with labels font 'sans,10' notitle
-""" % (height, png, design, len(drawn), ylabel, ytics, len(rows) + 0.6, data.name)
+""" % (height, png, design, "one at a time" if by_client else "who served whom", len(drawn),
+       ylabel, ytics, len(rows) + 0.6, data.name)
     p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
     os.unlink(data.name)
     if p.returncode != 0:
         raise RuntimeError("gnuplot: %s" % p.stderr.strip())
 
 
-def timeline(name, design_name, cfg):
+def timeline(name, design_name, cfg, clients):
     design = next((d for d in (designs.Design(*line) for line in designs.DESIGNS)
                    if d.name == design_name), None)
     if design is None:
@@ -264,7 +284,7 @@ def timeline(name, design_name, cfg):
         raise RuntimeError("%s: %s is not built (make all)" % (name, design.argv[0]))
     server = LoggedServer(design.argv, design.one_worker())
     try:
-        record, origin = scripted_load(server.port, cfg.clients, cfg.stagger)
+        record, origin = scripted_load(server.port, clients, cfg.stagger)
         # Every client has seen end of stream: the server logged its disconnect before it closed.
     finally:
         rc, err = server.stop()
@@ -275,14 +295,14 @@ def timeline(name, design_name, cfg):
         raise RuntimeError("%s: clients failed: %s" % (design.name, failed))
     drawn = bars(server.lines, record)
     unnamed = [b for b in drawn if b[0] is None]
-    if len(drawn) != cfg.clients or unnamed:
+    if len(drawn) != clients or unnamed:
         raise RuntimeError("%s: %d bars for %d clients, %d with no worker: its log names no "
                            "worker and no process of its own held the socket"
-                           % (design.name, len(drawn), cfg.clients, len(unnamed)))
+                           % (design.name, len(drawn), clients, len(unnamed)))
     lags = sorted(1000 * (began - record[number]["connected"]) for _, number, began, _ in drawn)
     workers = len({b[0] for b in drawn})
     summary = ("%s: %d clients, %d worker(s); a connected stamp came %.2f ms (median) to %.2f ms "
-               "(max) after the client's connect(), a wait for a worker included" % (design.name, cfg.clients, workers,
+               "(max) after the client's connect(), a wait for a worker included" % (design.name, clients, workers,
                                                         lags[len(lags) // 2], lags[-1]))
     if cfg.text:
         for worker, number, began, ended in sorted(drawn, key=lambda b: b[2]):
@@ -291,40 +311,261 @@ def timeline(name, design_name, cfg):
     else:
         png = os.path.join(cfg.dir, "timeline-%s.png" % name)
         draw(design.name, drawn, {i: r["connected"] for i, r in record.items()}, origin, png,
-             "the server's one thread" if design.one_worker() else
+             "client (one served at a time)" if design.one_worker() else
              "worker process (pid, from /proc)" if all(b[0].startswith("pid ") for b in drawn)
-             else "worker, as the log names it")
+             else "worker, as the log names it", by_client=design.one_worker())
         summary += "; wrote %s" % os.path.relpath(png, run.ROOT)
     print(summary, file=sys.stderr)
 
 
+# A thread's life: step 4 under strace, three clients whose sessions overlap. Each is
+# (when it connects, in ms after the first, its messages, the ms it waits after each).
+THREAD_CLIENTS = ((0, (b"hello\n", b"bye\n"), 300), (200, (b"second\n",), 500), (1100, (b"third\n",), 250))
+STRACE_LINE = re.compile(r"^(?P<t>\d+\.\d+) (?P<call>\w+)\(.*\) += (?P<result>-?\d+|\?).*<(?P<took>[\d.]+)>$")
+
+
+def talk_for_a_while(port, start_at, messages, pause_ms, errors):
+    """One client: connect at START_AT, send each message, read its reply, pause; close."""
+    try:
+        time.sleep(max(0.0, start_at - clock()))  # pacing the script, not waiting on a fact
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            for message in messages:
+                reply = round_trip(s, message)
+                if reply != message.upper():
+                    errors.append("%r came back as %r" % (message, reply))
+                time.sleep(pause_ms / 1000.0)  # the client's thinking time: the load itself
+    except OSError as e:
+        errors.append(str(e))
+
+
+def traced_calls(path):
+    """The complete lines of one strace -ff file: (return time, call, result) each."""
+    calls = []
+    with open(path) as f:
+        for line in f:
+            m = STRACE_LINE.match(line.rstrip("\n"))
+            if m:
+                calls.append((float(m.group("t")) + float(m.group("took")), m.group("call"), m.group("result")))
+            elif line.split(" ", 2)[1:2] == ["exit(0)"]:
+                calls.append((float(line.split(" ", 1)[0]), "exit", "?"))
+    return calls
+
+
+def lives(prefix, server_pid):
+    """Each thread the server made, in the order made: its name, created, served (the
+    times of its recvfrom and sendto), ended, joined (None while not yet); and the times
+    the main thread's wait returned."""
+    main = traced_calls("%s.%d" % (prefix, server_pid))
+    wakes = [t for t, call, _ in main if call == "poll"]
+    out = []
+    made = [(t, int(result)) for t, call, result in main if call in ("clone", "clone3") and result.isdigit()]
+    for number, (created, tid) in enumerate(made, 1):
+        try:
+            own = traced_calls("%s.%d" % (prefix, tid))
+        except OSError:
+            own = []
+        ended = next((t for t, call, _ in own if call == "exit"), None)
+        served = [(t, call) for t, call, _ in own if call in ("recvfrom", "sendto")]
+        joined = next((t for t in wakes if ended is not None and t > ended), None)
+        out.append(("Thread-%d" % number, created, served, ended, joined))
+    return out, wakes
+
+
+def all_joined(prefix, server_pid, count):
+    made, _ = lives(prefix, server_pid)
+    return len(made) == count and all(life[4] is not None for life in made)
+
+
+def thread_life(name, cfg):
+    """Step 4 under strace: each thread from its creation to its join."""
+    for tool in ("strace",) + (() if cfg.text else ("gnuplot",)):
+        if not shutil.which(tool):
+            raise RuntimeError("%s: %s is not installed (make bench-deps installs it)" % (name, tool))
+    program = os.path.join(run.ROOT, "step4_threading", "server")
+    if not os.access(program, os.X_OK):
+        raise RuntimeError("%s: %s is not built (make all)" % (name, program))
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = os.path.join(tmp, "trace")
+        server = LoggedServer(["strace", "-f", "-ff", "-ttt", "-T", "-qq", "-e",
+                               "trace=clone,clone3,exit,poll,recvfrom,sendto", "-o", prefix,
+                               program, "--poll-interval", "0.5"], one_worker=False)
+        errors, clients = [], []
+        try:
+            server_pid = run.children(server.proc.pid)[0]
+            start = clock() + 0.05
+            # strace's times are the wall clock's: the same start, on that clock.
+            origin = start + time.time() - clock()
+            for at, messages, pause in THREAD_CLIENTS:
+                clients.append(threading.Thread(target=talk_for_a_while, args=(
+                    server.port, start + at / 1000.0, messages, pause, errors)))
+                clients[-1].start()
+            for client in clients:
+                client.join()
+            # The main thread joins a finished thread when its wait next returns: wait
+            # (with a deadline) until strace has shown that for every thread.
+            end = time.monotonic() + 10
+            while not all_joined(prefix, server_pid, len(THREAD_CLIENTS)) and time.monotonic() < end:
+                time.sleep(0.02)  # polling a fact (strace's file), with a deadline
+            made, wakes = lives(prefix, server_pid)
+            os.kill(server_pid, signal.SIGTERM)
+        finally:
+            rc, err = server.stop()
+    if errors:
+        raise RuntimeError("%s: clients failed: %s" % (name, errors))
+    if rc != 0:
+        raise RuntimeError("%s: strace or step 4 exited %d: %s" % (name, rc, err))
+    if len(made) != len(THREAD_CLIENTS) or any(None in (life[3], life[4]) for life in made):
+        raise RuntimeError("%s: %d threads seen, for %d clients, not all ended and joined: %s"
+                           % (name, len(made), len(THREAD_CLIENTS), made))
+    if cfg.text:
+        for thread, created, served, ended, joined in made:
+            print("%s created_ms=%.1f served=%d ended_ms=%.1f joined_ms=%.1f" % (
+                thread, 1000 * (created - origin), len(served), 1000 * (ended - origin),
+                1000 * (joined - origin)))
+    else:
+        png = os.path.join(cfg.dir, "timeline-%s.png" % name)
+        draw_lives(made, [t for t in wakes if t <= made[-1][4]], origin, png)
+        print("%s: %d threads, each created, served, ended and joined; wrote %s"
+              % (name, len(made), os.path.relpath(png, run.ROOT)), file=sys.stderr)
+
+
+def draw_lives(made, wakes, origin, png):
+    """One row per thread under the main thread's (a dot each time its wait returned): an
+    arrow down at pthread_create(), a bar while the thread runs (a tick at each recv and
+    send), a dashed wait from its end to its join."""
+    ms = lambda t: 1000 * (t - origin)  # noqa: E731
+    rows = len(made)
+    bars, ticks, waits = [], [], []
+    woken = ["%.3f %d" % (ms(t), rows + 1) for t in wakes if ms(t) >= 0]
+    for i, (thread, created, served, ended, joined) in enumerate(made):
+        y = rows - i
+        bars.append("%.3f %d %.3f" % ((ms(created) + ms(ended)) / 2, y, (ms(ended) - ms(created)) / 2))
+        ticks += ["%.3f %d" % (ms(t), y) for t, _ in served]
+        waits.append("%.3f %d %.3f %.3f %s" % (ms(ended), y, ms(joined) - ms(ended), ms(created), thread))
+    main = rows + 1
+    script = """
+set terminal pngcairo size 900,%d font 'sans,13' noenhanced
+set output '%s'
+set title "step 4: a thread's life, from a run under strace\\n(--poll-interval 0.5: the main thread's wait returns for a client, or after 0.5 s)"
+set xlabel 'time since the first client was due to connect (ms)'
+set ytics (%s) nomirror
+set yrange [0.4:%f]
+set xrange [0:*]
+set grid xtics
+set key below center maxrows 3 Left reverse samplen 2 width 2
+$bars << EOD
+%s
+EOD
+$ticks << EOD
+%s
+EOD
+$waits << EOD
+%s
+EOD
+$woken << EOD
+%s
+EOD
+plot $woken using 1:2 with points pt 7 ps 0.8 lc rgb '#000000' \\
+       title "the main thread's wait returns", \\
+     $waits using 4:(%d):(0):($2 + 0.3 - %d) with vectors lw 2 lc rgb '#2e7d32' \\
+       title 'pthread_create() (clone3)', \\
+     $bars using 1:2:3:(0.25) with boxxyerror fill solid 0.8 lc rgb '#5b9bd5' \\
+       title 'the thread serves its client', \\
+     $ticks using 1:2 with points pt 2 ps 1.3 lc rgb '#1f4e79' title 'recv() or send()', \\
+     $waits using 1:2:3:(0) with vectors nohead dt 2 lw 2 lc rgb '#7f7f7f' \\
+       title 'ended, not yet joined: its stack is kept', \\
+     $waits using ($1 + $3):2 with points pt 7 ps 1.6 lc rgb '#c00000' \\
+       title 'joined (pthread_tryjoin_np), at that return', \\
+     $waits using ($1 + $3):(%d):(0):($2 - %d) with vectors nohead dt 3 lc rgb '#c00000' notitle
+""" % (340 + 60 * main, png,
+       ", ".join('"%s" %d' % (life[0], rows - i) for i, life in enumerate(made)) + ', "main thread" %d' % main,
+       main + 0.6, "\n".join(bars), "\n".join(ticks), "\n".join(waits), "\n".join(woken),
+       main, main, main, main)
+    p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if p.returncode != 0:
+        raise RuntimeError("gnuplot: %s" % p.stderr.strip())
+
+
+def signal_race(name, cfg):
+    """A diagram of the order of events, not a measurement: the same stop signal, coming
+    between the loop's check and its wait, against a flag and against the self-pipe."""
+    if cfg.text:
+        return
+    if not shutil.which("gnuplot"):
+        raise RuntimeError("%s: gnuplot is not installed (make bench-deps installs it)" % name)
+    png = os.path.join(cfg.dir, "timeline-%s.png" % name)
+    script = """
+set terminal pngcairo size 1000,520 font 'sans,13' noenhanced
+set output '%s'
+set title "A stop signal that comes between the check and the wait\\n(a diagram of the order of events, not a measurement)"
+unset xtics
+set xlabel 'time: the same events, in the same order, in both'
+set ytics ("flag: main thread" 4, "flag: handler" 3.2, "self-pipe: main thread" 1.8, "self-pipe: handler" 1) nomirror
+set yrange [0.4:4.7]
+set xrange [0:10]
+set style fill solid 0.8
+set object 1 rect from 0.2,3.8 to 2.2,4.2 fc rgb '#5b9bd5'
+set label 1 "stop is 0: go on" at 0.2,4.45 font 'sans,11'
+set object 2 rect from 3.4,3.8 to 10,4.2 fc rgb '#c00000'
+set label 2 "accept(): blocks for ever; nobody reads stop again" at 3.5,4.45 font 'sans,11'
+set arrow 1 from 2.8,3.2 to 2.8,3.8 lw 2 lc rgb '#2e7d32'
+set label 3 "SIGTERM: the handler sets stop = 1, too late" at 3.0,3.2 font 'sans,11'
+set object 3 rect from 0.2,1.6 to 2.2,2.0 fc rgb '#5b9bd5'
+set label 4 "no flag to check" at 0.2,2.25 font 'sans,11'
+set object 4 rect from 3.4,1.6 to 3.7,2.0 fc rgb '#5b9bd5'
+set object 5 rect from 3.7,1.6 to 6.2,2.0 fc rgb '#2e7d32'
+set label 5 "poll(listener, stop pipe): the byte is there, it returns at once" at 3.5,2.25 font 'sans,11'
+set label 6 "clean stop, exit 0" at 3.8,1.8 font 'sans,11' tc rgb '#ffffff'
+set arrow 2 from 2.8,1.0 to 3.5,1.6 lw 2 lc rgb '#2e7d32'
+set label 7 "SIGTERM: the handler writes one byte into the stop pipe" at 3.0,0.85 font 'sans,11'
+plot NaN notitle
+""" % png
+    p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if p.returncode != 0:
+        raise RuntimeError("gnuplot: %s" % p.stderr.strip())
+    print("%s: a diagram; wrote %s" % (name, os.path.relpath(png, run.ROOT)), file=sys.stderr)
+
+
+# The pictures that are not a design's timeline: their names and what draws each.
+PICTURES = [("thread-life", thread_life), ("signal-race", signal_race)]
+
+
 def main():
+    names = [t[0] for t in TIMELINES] + [n for n, _ in PICTURES]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="only these pictures, by NAME (comma-separated): %s"
-                        % ", ".join(n for n, _ in TIMELINES))
-    parser.add_argument("--clients", type=int, default=12, help="clients in the script (12)")
+                        % ", ".join(names))
+    parser.add_argument("--clients", type=int,
+                        help="clients in a design's script (12; step2: 4)")
     parser.add_argument("--stagger", type=float, default=60.0,
                         help="ms between one client's connect and the next's (60)")
     parser.add_argument("--text", action="store_true",
                         help="print each bar as a line instead of drawing (no gnuplot needed)")
     parser.add_argument("--dir", default=run.BENCH, help="where the PNGs go (tests/bench)")
     cfg = parser.parse_args()
-    if cfg.clients < 1 or cfg.stagger < 0:
+    if (cfg.clients is not None and cfg.clients < 1) or cfg.stagger < 0:
         parser.error("--clients must be at least 1 and --stagger at least 0")
-    chosen = TIMELINES
-    if cfg.only:
-        wanted = cfg.only.split(",")
-        chosen = [t for t in TIMELINES if t[0] in wanted]
-        if len(chosen) != len(wanted):
-            parser.error("--only takes: %s" % ", ".join(n for n, _ in TIMELINES))
+    wanted = cfg.only.split(",") if cfg.only else names
+    if not set(wanted) <= set(names):
+        parser.error("--only takes: %s" % ", ".join(names))
     if not cfg.text and not shutil.which("gnuplot"):
         print("timeline: gnuplot is not installed (make bench-deps installs it)", file=sys.stderr)
         return 1
     status = 0
-    for name, design_name in chosen:
+    for line in TIMELINES:
+        if line[0] not in wanted:
+            continue
         try:
-            timeline(name, design_name, cfg)
+            timeline(line[0], line[1], cfg, cfg.clients or (line[2] if len(line) > 2 else 12))
+        except (RuntimeError, OSError) as e:
+            print("timeline: %s" % e, file=sys.stderr)
+            status = 1
+    for name, picture in PICTURES:
+        if name not in wanted:
+            continue
+        try:
+            picture(name, cfg)
         except (RuntimeError, OSError) as e:
             print("timeline: %s" % e, file=sys.stderr)
             status = 1
