@@ -86,6 +86,15 @@ setup() { start_server "$LAB/step2_loop/server"; }
   [ "$stderr" = "cannot connect to 127.0.0.1:$SERVER_PORT: Connection refused" ]
 }
 
+@test "client: started with standard output and error closed, it prints nothing to the server" {
+  # Its socket would take the number 1, and "recv from server: HELLO" go to the server.
+  "$CLIENT" --port "$SERVER_PORT" <<<"hello" >&- 2>&-
+  wait_for_log "disconnected$" # after every byte the client sent
+  run grep -c "wrote:" "$SERVER_LOG"
+  assert_output 1
+  stop_server
+}
+
 @test "client: --help exits 0; a bad option or an unknown mode exits 2" {
   run --separate-stderr "$CLIENT" --help
   assert_success

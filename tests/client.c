@@ -363,6 +363,20 @@ int parse_seconds(const char *text, double min, double max, double *out) {
 
 /* ---- main ---------------------------------------------------------------------- */
 
+/*
+ * Descriptors 0, 1 and 2 are standard input, output and error to printf() and friends.
+ * Started with one of them closed, the client's socket would take its number, and what
+ * it prints would go to the server. So each one that is closed is opened onto
+ * /dev/null before anything else (open() takes the lowest free number).
+ */
+static void keep_standard_descriptors_open(void) {
+  for (int fd = 0; fd <= 2; fd++)
+    if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd) {
+      fprintf(stderr, "/dev/null: %s\n", strerror(errno));
+      exit(EXIT_FAILED);
+    }
+}
+
 static int parse_timeout_ms(const char *text, const char *program) {
   double seconds;
   if (parse_seconds(text, 0, 86400, &seconds) < 0) {
@@ -395,6 +409,7 @@ int main(int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
+  keep_standard_descriptors_open();
   struct target target = {.host = "127.0.0.1", .port = "9999"};
   struct chat_options opts = {.reply_timeout_ms = -1};
   int c;
