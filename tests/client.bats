@@ -28,6 +28,32 @@ setup() { start_server "$LAB/step2_loop/server"; }
   stop_server
 }
 
+@test "client: chat prints a long reply whole, however many pieces it comes in" {
+  # 100,000 bytes come back in pieces of the server's 1 KiB reads: printed piece by
+  # piece, the rest would be taken for the next line's reply.
+  local long
+  long=$(head -c 100000 /dev/zero | tr '\0' 'a')
+  run --separate-stderr client <<<"$long"$'\nnext'
+  assert_success
+  [ "${#lines[@]}" -eq 2 ] || fail "${#lines[@]} lines of output, not 2"
+  assert_equal "${lines[1]}" "recv from server: NEXT"
+  [ "${lines[0]}" = "recv from server: ${long^^}" ] ||
+    fail "the first reply is not the 100,000 bytes upper-cased: ${#lines[0]} characters"
+  stop_server
+}
+
+@test "client: chat says so when the server closes in the middle of a reply (exit 1)" {
+  stop_server
+  start_server "$LAB/step1_blocking/server" # one recv of 1 KiB, its reply, hang up
+  local long
+  long=$(head -c 2000 /dev/zero | tr '\0' 'a')
+  run --separate-stderr client <<<"$long"$'\nnever sent'
+  assert_failure 1
+  assert_output "recv from server: $(head -c 1024 <<<"${long^^}")"
+  assert_equal "$stderr" "chat: the server closed the connection after 1024 of the reply's 2000 bytes"
+  stop_server
+}
+
 @test "client: an empty line sends nothing and the chat goes on" {
   run client <<<$'a\n\nb'
   assert_output $'recv from server: A\nrecv from server: B'
