@@ -121,6 +121,20 @@ setup() { start_server "$LAB/step2_loop/server"; }
   stop_server
 }
 
+@test "client: hold, put and get with --udp are usage (exit 2)" {
+  # A datagram socket has no connection to hold and no stream for a file: put waited
+  # for ever for a reply, get failed without a word.
+  local words
+  for words in "hold" "put $BATS_TEST_TMPDIR/f" "get f"; do
+    # shellcheck disable=SC2086 # the mode and its arguments, word-split on purpose
+    run --separate-stderr timeout 10 "$CLIENT" --port "$SERVER_PORT" --udp $words </dev/null
+    [ "$status" -eq 2 ] || fail "--udp $words: exit $status, stderr: $stderr"
+    [[ "$stderr" == *"--udp is for chat and bench, not ${words%% *}"*"usage:"* ]] ||
+      fail "--udp $words: $stderr"
+  done
+  stop_server
+}
+
 @test "client: --help exits 0; a bad option or an unknown mode exits 2" {
   run --separate-stderr "$CLIENT" --help
   assert_success

@@ -36,7 +36,8 @@ static const char usage_text[] =
     "  -H, --host HOST       server address (default 127.0.0.1)\n"
     "  -p, --port PORT       server port, 1 to 65535 (default 9999)\n"
     "      --unix PATH       connect to a Unix socket instead of TCP\n"
-    "      --udp             use datagrams (with --unix: a Unix datagram socket)\n"
+    "      --udp             use datagrams (with --unix: a Unix datagram socket);\n"
+    "                        chat and bench only\n"
     "      --recv-first      chat: print what the server says on connect first\n"
     "      --reply-timeout S chat: if no reply comes within S seconds, say so once\n"
     "                        and go on waiting\n"
@@ -510,6 +511,12 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   const char *mode = optind < argc ? argv[optind] : "chat";
   int words = argc - optind;
+  /* A datagram is one message and one reply: there is no connection to hold open, and
+   * no stream to carry a file. */
+  if (target.udp && strcmp(mode, "chat") != 0 && strcmp(mode, "bench") != 0) {
+    fprintf(stderr, "%s: --udp is for chat and bench, not %s\n", argv[0], mode);
+    usage(stderr, argv[0], EXIT_USAGE);
+  }
   if (strcmp(mode, "chat") == 0 && words <= 1)
     return chat(&target, &opts);
   if (strcmp(mode, "hold") == 0 && words == 1)
