@@ -135,6 +135,13 @@ setup() { start_server "$LAB/step2_loop/server"; }
   stop_server
 }
 
+@test "client: an empty --unix path is usage (exit 2)" {
+  run --separate-stderr "$CLIENT" --unix '' <<<"hello"
+  assert_failure 2
+  [[ "$stderr" == *"bad --unix: an empty path"*"usage:"* ]] || fail "--unix '': $stderr"
+  stop_server
+}
+
 @test "client: --help exits 0; a bad option or an unknown mode exits 2" {
   run --separate-stderr "$CLIENT" --help
   assert_success
@@ -328,9 +335,16 @@ PY
   assert_success
   assert_output '{"status":"ok"}'
   [ -c /dev/null ] && [ -z "$(ls -A /dev | grep '^\.null\.')" ]
-  run --separate-stderr "$CLIENT" --port "$FAKE_PORT" get f -o /dev/stdout
-  assert_success
-  assert_output 'abcd{"status":"ok"}'
+  # To standard output, by its name or as -: the file's bytes alone, the status beside.
+  local output
+  cd "$dl" # where a file named - would land
+  for output in /dev/stdout -; do
+    run --separate-stderr "$CLIENT" --port "$FAKE_PORT" get f -o "$output"
+    assert_success
+    assert_output 'abcd'
+    assert_equal "$stderr" '{"status":"ok"}'
+  done
+  [ ! -e ./- ] || fail "get -o - wrote a file named -"
   let_go whole
 }
 

@@ -31,7 +31,7 @@ static const char usage_text[] =
     "       %s [OPTIONS] hold            connect, stay silent until stdin ends\n"
     "       %s [OPTIONS] bench ...       load test, every reply checked (bench --help)\n"
     "       %s [OPTIONS] put FILE [--as NAME]   upload FILE to the step-6 file server\n"
-    "       %s [OPTIONS] get NAME [-o FILE]     download NAME from it\n"
+    "       %s [OPTIONS] get NAME [-o FILE]     download NAME from it (-o -: to stdout)\n"
     "\n"
     "  -H, --host HOST       server address (default 127.0.0.1)\n"
     "  -p, --port PORT       server port, 1 to 65535 (default 9999)\n"
@@ -482,6 +482,10 @@ int main(int argc, char **argv) {
       target.port = optarg;
       break;
     case OPT_UNIX:
+      if (optarg[0] == '\0') {
+        fprintf(stderr, "%s: bad --unix: an empty path\n", argv[0]);
+        usage(stderr, argv[0], EXIT_USAGE);
+      }
       target.unix_path = optarg;
       break;
     case OPT_UDP:
