@@ -1,0 +1,50 @@
+#!/usr/bin/env bats
+# The dependency step (make deps, tests/deps.sh): the packages it names are the ones the
+# lab needs, and it installs them on a fresh Debian machine.
+
+load helpers
+
+# deps_packages - every package `make deps` installs, one a line.
+deps_packages() {
+  # shellcheck disable=SC2016 # $(DEPS_PACKAGES) is make's, not the shell's
+  make -s --no-print-directory -C "$LAB" --eval='print-deps: ; @echo $(DEPS_PACKAGES)' \
+    print-deps | tr ' ' '\n'
+}
+
+# header_path HEADER DIR... - where the compiler finds <HEADER>: the first DIR that has it.
+header_path() {
+  local header=$1 dir
+  shift
+  for dir in "$@"; do
+    [ -e "$dir/$header" ] && { echo "$dir/$header"; return; }
+  done
+  return 1
+}
+
+@test "deps: every header the C sources include is in a package the dependency step installs" {
+  command -v dpkg >/dev/null || skip "not a Debian system: no dpkg to ask who owns a file"
+  # The compiler's search list, and cJSON's folder as the step-6 build adds it.
+  local dirs=() cjson compiler_own dir
+  compiler_own=$(cc -print-file-name=include)
+  while read -r dir; do dirs+=("$dir"); done < <(cc -E -v -x c /dev/null -o /dev/null 2>&1 |
+    sed -n '/^#include <...> search starts here:/,/^End of search list\./s/^ //p')
+  read -ra cjson < <(pkg-config --cflags-only-I libcjson | sed 's/-I//g')
+  dirs+=("${cjson[@]}")
+  local header path paths=()
+  for header in $(cd "$LAB" && git ls-files '*.c' '*.h' |
+    xargs sed -n 's/^#include <\(.*\)>.*/\1/p' | sort -u); do
+    path=$(header_path "$header" "${dirs[@]}") || fail "<$header>: not found in ${dirs[*]}"
+    # The compiler's own headers (stddef.h, stdatomic.h, ...) come with the compiler.
+    [[ $path == "$compiler_own"/* ]] || paths+=("$(realpath "$path")")
+  done
+  # dpkg -S answers "PACKAGE:ARCH: PATH" a line; a package is named once, with one header.
+  local listed line owner missing=""
+  listed=" $(deps_packages | tr '\n' ' ') "
+  while IFS= read -r line; do
+    owner=${line%%: /*}
+    owner=${owner%%[:,]*}
+    [[ $listed == *" $owner "* || $missing == *" $owner "* ]] ||
+      missing+=" $owner (${line#*: /usr/include/})"
+  done < <(dpkg -S "${paths[@]}")
+  [ -z "$missing" ] || fail "headers from packages that no list of the Makefile names:$missing"
+}
