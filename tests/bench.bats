@@ -131,6 +131,19 @@ print("\n".join(designs.targets(results, persistent)))' "$LAB/tests/bench"
 EOF
 }
 
+@test "bench-designs runs with /dev/shm not writable: its logs go to TMPDIR" {
+  # /dev/shm read-only, in a mount namespace of its own: what a user other than root
+  # meets where /dev/shm is not open to all.
+  unshare --user --map-root-user --mount true 2>/dev/null || skip "no mount namespace here"
+  mkdir "$BATS_TEST_TMPDIR/tmp"
+  run --separate-stderr env TMPDIR="$BATS_TEST_TMPDIR/tmp" \
+    unshare --user --map-root-user --mount sh -c 'mount -t tmpfs -o ro none /dev/shm && exec "$@"' \
+    sh python3 "$DESIGNS" --clients 1 --loops 1 --bytes 64 --reps 1 --no-persistent \
+    --only "iterative: step 2" --out "$BATS_TEST_TMPDIR/RESULTS.md"
+  [ "$status" -eq 0 ] || fail "exit $status: $stderr"
+  grep -qF '| serv00 | iterative: step 2 |' "$BATS_TEST_TMPDIR/RESULTS.md" || fail "no row"
+}
+
 @test "bench-designs keeps the rest of RESULTS.md and replaces only its own section" {
   ran designs
   grep -qx 'kept above' "$RESULTS" || fail "the rest of the file is gone: $(cat "$RESULTS")"
