@@ -48,3 +48,48 @@ header_path() {
   done < <(dpkg -S "${paths[@]}")
   [ -z "$missing" ] || fail "headers from packages that no list of the Makefile names:$missing"
 }
+
+# stub_apt LOCKED_UPDATES - stand-ins on PATH for a root shell (id), dpkg-query (nothing is
+# installed) and apt-get, which logs its arguments a line a call into apt.calls and fails
+# its first LOCKED_UPDATES updates as apt does when another apt holds the lists' lock.
+stub_apt() {
+  local bin="$BATS_TEST_TMPDIR/bin"
+  mkdir -p "$bin"
+  printf '#!/bin/sh\necho 0\n' >"$bin/id"
+  printf '#!/bin/sh\nexit 1\n' >"$bin/dpkg-query"
+  cat >"$bin/apt-get" <<STUB
+#!/bin/sh
+echo "\$*" >>"$BATS_TEST_TMPDIR/apt.calls"
+case " \$* " in
+*" update "*)
+  if [ "\$(grep -c ' update ' "$BATS_TEST_TMPDIR/apt.calls")" -le $1 ]; then
+    echo "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 1 (apt-get)"
+    exit 100
+  fi ;;
+esac
+STUB
+  chmod +x "$bin"/*
+  PATH="$bin:$PATH"
+}
+
+@test "deps.sh waits for another apt's locks, dpkg's through apt's own timeout" {
+  stub_apt 1
+  DEPS_LOCK_WAIT=30 run "$LAB/tests/deps.sh" some-package
+  assert_success
+  assert_line "installing: some-package"
+  assert_line "waiting for another apt to finish (at most 30 s)"
+  run grep -c ' update ' "$BATS_TEST_TMPDIR/apt.calls"
+  assert_output 2 # locked once, then through
+  run grep ' install ' "$BATS_TEST_TMPDIR/apt.calls"
+  assert_output --partial "-o DPkg::Lock::Timeout=30 install -y -qq --no-install-recommends some-package"
+}
+
+@test "deps.sh gives up on a lock held past its bound, showing apt's words" {
+  stub_apt 1000
+  DEPS_LOCK_WAIT=0 run --separate-stderr "$LAB/tests/deps.sh" some-package
+  assert_failure 1
+  [[ $stderr == *"Could not get lock /var/lib/apt/lists/lock"*"could not install: some-package" ]] ||
+    fail "stderr: $stderr"
+  run grep -c ' install ' "$BATS_TEST_TMPDIR/apt.calls"
+  assert_output 0
+}
