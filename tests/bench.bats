@@ -176,7 +176,7 @@ def slow(*args):
     return real(*args)
 timeline.socket_owner = slow
 timeline.timeline("step5", "fork per client: step 5",
-                  argparse.Namespace(clients=3, stagger=0.0, text=True))' "$LAB/tests/bench"
+                  argparse.Namespace(clients=None, stagger=0.0, text=True), 3)' "$LAB/tests/bench"
   assert_success
   [ "$(grep -c '^pid [0-9]* client=[123] ' <<<"$output")" = 3 ] || fail "$output"
 }
