@@ -334,6 +334,23 @@ emfile_survived() {
   emfile_survived "$UPPER" --mode pool --workers 40 --accept-by workers
 }
 
+@test "faults: upper started with stdin and stderr closed: its EMFILE line does not stop it" {
+  # A server must keep descriptors 0 to 2 taken: else its self-pipe lands on them, and the
+  # first error line (which a crowd of clients can cause) is a stop request. Standard
+  # output stays open here, for the ready line.
+  start_server "$BASH" -c 'ulimit -n 24 && exec "$@" <&- 2>&-' limit "$UPPER"
+  keeper_answered
+  in_background holders python3 "$MISBEHAVE" --port "$SERVER_PORT" hold -c 40
+  wait_until 10 output_of holders "^connected 40$"
+  wait_until 10 eval '[ "$(backlog)" -gt 0 ]' || fail "the descriptor table never filled"
+  let_go holders
+  wait_until 10 backlog_is 0 || fail "clients still wait in the backlog: $(backlog)"
+  round_trip "after the crowd"
+  say keeper "still here"
+  wait_until 5 output_of keeper "recv from server: STILL HERE"
+  stop_server
+}
+
 # lowest_free_fd [PID] - the lowest descriptor PID (the server) does not have open.
 lowest_free_fd() {
   local fd=0
