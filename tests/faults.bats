@@ -304,13 +304,18 @@ emfile_survived() {
   start_server "$BASH" -c 'ulimit -n 32 && exec "$@"' limit "$@"
   keeper_answered
   saturated_by 40
-  # Descriptors free up: the server takes what waited, and the next client.
+  crowd_gone_all_served
+  stop_server
+}
+
+# crowd_gone_all_served - the holders hang up, descriptors free up: the server takes what
+# waited in its backlog, a newcomer, and the keeper again.
+crowd_gone_all_served() {
   let_go holders
   wait_until 10 backlog_is 0 || fail "clients still wait in the backlog: $(backlog)"
   round_trip "after the crowd"
   say keeper "still here"
   wait_until 5 output_of keeper "recv from server: STILL HERE"
-  stop_server
 }
 
 @test "faults: step 3: descriptor table full (ulimit -n 32): EMFILE logged, no spin, recovers" {
@@ -343,11 +348,7 @@ emfile_survived() {
   in_background holders python3 "$MISBEHAVE" --port "$SERVER_PORT" hold -c 40
   wait_until 10 output_of holders "^connected 40$"
   wait_until 10 eval '[ "$(backlog)" -gt 0 ]' || fail "the descriptor table never filled"
-  let_go holders
-  wait_until 10 backlog_is 0 || fail "clients still wait in the backlog: $(backlog)"
-  round_trip "after the crowd"
-  say keeper "still here"
-  wait_until 5 output_of keeper "recv from server: STILL HERE"
+  crowd_gone_all_served
   stop_server
 }
 
