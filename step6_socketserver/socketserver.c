@@ -1451,19 +1451,18 @@ static void free_accept_lock(struct server *s) {
   }
 }
 
-/* listen(), then the listener blocks again: a worker waits in accept() itself, as
- * Stevens' do, and the stop reaches it there (see prefork_mixin_server_close). */
+/* listen(), on a non-blocking listener, and the accept lock. Stevens' workers block in
+ * accept(); ours wait in poll() for the listener or the children's pipe, whose end of
+ * stream says the parent is gone, however it went: a SIGKILLed parent's workers would
+ * else hold the port for ever, taking clients nobody serves. */
 int prefork_mixin_server_activate(struct server *s) {
   if (tcp_server_server_activate(s) < 0)
-    return -1;
-  int flags = fcntl(s->socket, F_GETFL);
-  if (flags < 0 || fcntl(s->socket, F_SETFL, flags & ~O_NONBLOCK) < 0)
     return -1;
   return make_accept_lock(s);
 }
 
-/* A worker: accept and handle until accept fails for good (the parent has shut the
- * listener down), then _exit; never back into the parent's loop. */
+/* A worker: accept and handle until the listener is shut down or the children's pipe
+ * ends (the parent stops, or has died), then _exit; never back into the parent's loop. */
 static void prefork_worker(struct server *s) {
   struct server_state *state = s->state;
   state->in_child = true;
@@ -1476,9 +1475,12 @@ static void prefork_worker(struct server *s) {
       status = 1;
       break;
     }
-    struct request *req = s->ops.get_request(s);
+    int ready = wait_io(s->socket, POLLIN, state->children_pipe[0], -1);
+    struct request *req = ready > 0 ? s->ops.get_request(s) : NULL;
     int err = errno;
     release_accept_lock(s);
+    if (ready == 0)
+      break; /* the pipe: the parent stops, or is gone */
     if (req == NULL) {
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         fprintf(stderr, "accept: %s (pausing for %d ms)\n", strerror(err), ACCEPT_BACKOFF_MS);
@@ -1488,7 +1490,7 @@ static void prefork_worker(struct server *s) {
         continue;
       }
       if (err == ECONNABORTED || err == EPROTO || err == EAGAIN)
-        continue; /* that client left before we took it */
+        continue; /* that client left, or another worker took it (no lock) */
       break; /* EINVAL: the listener is shut down, the server stops */
     }
     /* A stop signal to a worker ends its session, not the worker (see on_stop_signal). */
@@ -1544,8 +1546,8 @@ void prefork_mixin_service_actions(struct server *s) {
   }
 }
 
-/* Race-free: a worker blocked in accept(), or waiting for the lock held by one that is,
- * cannot miss the stop, for the shut-down listener fails every accept, then and later. */
+/* Race-free: a worker waiting in poll(), or for the lock held by one that is, cannot miss
+ * the stop, for the shut-down listener is readable and fails every accept, then and later. */
 void prefork_mixin_server_close(struct server *s) {
   struct server_state *state = s->state;
   state->stopping = true; /* the workers that end now are not replaced, nor reported */

@@ -15,6 +15,7 @@
 load helpers
 
 STEP6="$LAB/step6_socketserver"
+UPPER="$STEP6/upper"
 WORKERS=3
 
 ALL_VARIANTS=("prefork --accept-lock none" "prefork --accept-lock file"
@@ -140,6 +141,43 @@ ask() {
     exec {a}>&- {b}>&-
     stop_server
   done
+}
+
+# parent_killed ARGS... - upper --mode prefork ARGS (--workers 3) is served, then its
+# parent is SIGKILLed: every worker ends within the deadline (the children's pipe, its
+# end in the parent closed by the kernel, wakes them), and a new server binds the address.
+parent_killed() {
+  start_variant "prefork $*"
+  local workers port=(--port "$SERVER_PORT") address=(--port "$SERVER_PORT")
+  [[ " $* " != *" --unix "* ]] || port=() address=(--unix "$SERVER_ADDR")
+  run timeout $((5 * DEADLINE_SCALE)) "$CLIENT" "${address[@]}" chat <<<"before"
+  assert_output "recv from server: BEFORE"
+  workers=$(workers_pids)
+  kill -KILL "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+  # shellcheck disable=SC2086 # the pids, word-split on purpose
+  wait_until 5 none_alive $workers || {
+    ps -o pid,stat,wchan:20,args -p "${workers//$'\n'/,}" >&2
+    kill -KILL $workers
+    fail "$*: workers outlived their parent"
+  }
+  start_server "$UPPER" --mode prefork "$@" "${port[@]}"
+  run timeout $((5 * DEADLINE_SCALE)) "$CLIENT" "${address[@]}" chat <<<"after"
+  assert_output "recv from server: AFTER"
+  stop_server
+}
+none_alive() {
+  local pid
+  for pid in "$@"; do ! kill -0 "$pid" 2>/dev/null || return 1; done
+}
+
+@test "prefork: a SIGKILLed parent's workers end, with every accept lock and on --unix; a restart binds" {
+  local lock
+  for lock in none file mutex; do
+    parent_killed --accept-lock "$lock"
+  done
+  parent_killed --unix "$BATS_TEST_TMPDIR/prefork.sock"
 }
 
 # ---- Names ----------------------------------------------------------------------------
