@@ -67,6 +67,9 @@
 /* A program's own options take getopt values from here on (the common ones are below). */
 enum { PROGRAM_OPTION = 512 };
 enum { PROGRAM_MAX_ALLOW = 16 }; /* --allow CIDRs */
+/* --workers: at most this many (--help says why). */
+#define PROGRAM_MAX_WORKERS 256
+#define PROGRAM_MAX_WORKERS_TEXT "256"
 
 /* One --allow network: FAMILY's address bytes, the first BITS of which must match. */
 struct program_network {

@@ -60,7 +60,10 @@ static const char common_help[] =
     "                          streams only: not with --udp\n"
     "      --max-children N    forking: at most N children at once (default 40)\n"
     "      --workers N         prefork, pool: N workers, so N clients at once; the next\n"
-    "                          waits in the backlog until one leaves (default 4)\n"
+    "                          waits in the backlog until one leaves (default 4). At\n"
+    "                          most 256 (Apache prefork's default): each worker is a\n"
+    "                          process or thread made at start, so a bigger pool would\n"
+    "                          take the machine's processes before any client came\n"
     "      --accept-lock LOCK  prefork: what a worker takes before accept(): none, file\n"
     "                          (an fcntl lock) or mutex (process-shared); default none\n"
     "      --accept-by WHO     pool: workers (in turn, under a mutex) or main (the main\n"
@@ -129,10 +132,14 @@ void program_parse(struct program *p, int argc, char **argv) {
       p->max_children = parse_count(p, option, optarg);
       max_children_given = true;
       break;
-    case OPT_WORKERS:
-      p->workers = parse_count(p, option, optarg);
+    case OPT_WORKERS: {
+      long long workers = program_parse_whole(optarg, 1, PROGRAM_MAX_WORKERS);
+      if (workers < 0)
+        bad_value(p, option, optarg, "a decimal number from 1 to " PROGRAM_MAX_WORKERS_TEXT);
+      p->workers = (size_t)workers;
       workers_given = true;
       break;
+    }
     case OPT_ACCEPT_LOCK: {
       static const char *const locks[] = {[ACCEPT_LOCK_NONE] = "none", [ACCEPT_LOCK_FILE] = "file",
                                           [ACCEPT_LOCK_MUTEX] = "mutex"};

@@ -33,6 +33,7 @@
 enum { ACCEPT_BACKOFF_MS = 100 }; /* how long to leave the listener alone after EMFILE */
 enum { CHILD_POLL_MS = 10 };     /* forking: how often a wait for children looks again */
 enum { CHILD_CONT_MS = 1000 };   /* forking: after SIGCONT, how long before SIGKILL */
+enum { WORKER_BACKOFF_MS = 500, WORKER_BACKOFF_MAX_MS = 4000 }; /* pools: fork, pthread_create */
 
 /* One handler thread (threading mode), in the server's registry. */
 struct worker {
@@ -56,6 +57,8 @@ struct server_state {
   ino_t unix_path_ino;         /*     may have bound the same path after an `rm -f`) */
   _Atomic pid_t owner_pid;     /* the process serving; its forked children differ */
   double accepts_paused_until; /* EMFILE: leave the listener alone until then */
+  double starts_paused_until;  /* pools: a worker could not start; no new try until then */
+  int failed_starts;           /* ... after so many failures in a row */
   char *packet_buffer;         /* datagrams: max_packet_size bytes for recvmsg */
   size_t packet_buffer_size;
   pthread_mutex_t lock; /* guards the fields below */
@@ -1521,9 +1524,30 @@ static void worker_ended(struct server *s, pid_t pid, int status) {
             WEXITSTATUS(status));
 }
 
+/* fork() or pthread_create() failed with ERR: the machine is out of processes or
+ * threads. Say so, and try again only after a pause that doubles with each failure in a
+ * row, up to WORKER_BACKOFF_MAX_MS: a retry at every tick would take each process the
+ * machine frees, and fill stderr. */
+static void worker_start_failed(struct server *s, int err) {
+  struct server_state *state = s->state;
+  int ms = WORKER_BACKOFF_MS;
+  for (int i = 0; i < state->failed_starts && ms < WORKER_BACKOFF_MAX_MS; i++)
+    ms *= 2;
+  fprintf(stderr, "cannot start a worker: %s (trying again in %d ms)\n", strerror(err), ms);
+  state->starts_paused_until = now() + ms / 1000.0;
+  state->failed_starts++;
+}
+
+/* Whether service_actions may start the workers the pool lacks (see worker_start_failed). */
+static bool may_start_workers(struct server *s) {
+  return now() >= s->state->starts_paused_until;
+}
+
 void prefork_mixin_service_actions(struct server *s) {
   struct server_state *state = s->state;
   reap_children(s, false, worker_ended);
+  if (!may_start_workers(s))
+    return;
   if (state->child_capacity < s->workers) {
     pid_t *pids = realloc(state->active_children, s->workers * sizeof *pids);
     if (pids == NULL) {
@@ -1537,13 +1561,14 @@ void prefork_mixin_service_actions(struct server *s) {
     fflush(NULL); /* or the child would print our buffered output again */
     pid_t pid = fork();
     if (pid < 0) {
-      fprintf(stderr, "cannot start a worker: %s (trying again in a moment)\n", strerror(errno));
+      worker_start_failed(s, errno);
       return;
     }
     if (pid == 0)
       prefork_worker(s);
     state->active_children[state->child_count++] = pid;
   }
+  state->failed_starts = 0;
 }
 
 /* Race-free: a worker waiting in poll(), or for the lock held by one that is, cannot miss
@@ -1679,14 +1704,17 @@ void thread_pool_mixin_service_actions(struct server *s) {
       return;
     }
   }
+  if (!may_start_workers(s))
+    return;
   void *(*main)(void *) = s->accept_by == ACCEPT_BY_MAIN ? pool_worker_handed : pool_worker_accepting;
   while (server_thread_count(s) < s->workers) {
     int rc = start_worker(s, NULL, main);
     if (rc != 0) {
-      fprintf(stderr, "cannot start a worker: %s (trying again in a moment)\n", strerror(rc));
+      worker_start_failed(s, rc);
       return;
     }
   }
+  state->failed_starts = 0;
 }
 
 /* The idle workers wake (the pipe for those at accept, the condition for those waiting

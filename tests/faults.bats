@@ -260,14 +260,15 @@ backlog() {
 backlog_is() { [ "$(backlog)" = "$1" ]; }
 saturated_for() { [ $(($(now_ms) - SATURATED_AT)) -ge "$1" ] && [ "$(backlog)" -gt 0 ]; }
 
-# does_not_spin - over two seconds of saturation the server's CPU time grows by less
-# than 20% of the wall time: it waits, it does not retry accept() in a loop.
+# does_not_spin [STILL] - over two seconds of saturation the server's CPU time grows by
+# less than 20% of the wall time: it waits, it does not retry accept() in a loop. STILL MS
+# says the two seconds have passed and the trouble lasts (saturated_for by default).
 does_not_spin() {
-  local ticks0 ticks1 hz wall_ms cpu_ms
+  local ticks0 ticks1 hz wall_ms cpu_ms still=${1:-saturated_for}
   hz=$(getconf CLK_TCK)
   SATURATED_AT=$(now_ms)
   ticks0=$(cpu_ticks)
-  wait_until 10 saturated_for 2000 || fail "the backlog emptied while saturated"
+  wait_until 10 "$still" 2000 || fail "the trouble ended before two seconds"
   ticks1=$(cpu_ticks)
   wall_ms=$(($(now_ms) - SATURATED_AT))
   cpu_ms=$(((ticks1 - ticks0) * 1000 / hz))
@@ -350,6 +351,44 @@ crowd_gone_all_served() {
   wait_until 10 eval '[ "$(backlog)" -gt 0 ]' || fail "the descriptor table never filled"
   crowd_gone_all_served
   stop_server
+}
+
+# ---------------------------------------------------------------------------------------
+# Out of processes: fork() and pthread_create() fail
+
+# out_of_processes MODE - upper --mode MODE --workers 4 runs with at most 3 tasks
+# (RLIMIT_NPROC counts the processes and threads of its user, and root is exempt, so it
+# runs as a user of its own that nothing else uses): 2 workers start, the third fails.
+# The server serves with the 2, says so, and tries again after pauses that double (0.5,
+# 1, 2 s): in two seconds 3 tries, where one each poll tick would be 5; it does not spin.
+# Given more room, it starts the missing workers.
+out_of_processes() {
+  MODE=$1
+  [ "$EUID" = 0 ] || skip "needs root, to run the server as a user of its own"
+  local as_user=(setpriv --reuid=$((200000 + BASHPID)) --regid=65534 --clear-groups)
+  start_server "${as_user[@]}" prlimit --nproc=3:64 "$UPPER" --mode "$MODE" --workers 4
+  wait_until 5 grep -q "cannot start a worker" "$SERVER_ERR" || fail "$MODE: no failure said"
+  does_not_spin two_seconds_passed
+  run grep "cannot start a worker" "$SERVER_ERR"
+  assert_line --index 0 "cannot start a worker: Resource temporarily unavailable (trying again in 500 ms)"
+  assert_line --index 1 --partial "(trying again in 1000 ms)"
+  [ "${#lines[@]}" -le 3 ] || fail "$MODE: ${#lines[@]} tries in two seconds: $output"
+  round_trip "served by two"
+  "${as_user[@]}" prlimit --pid "$SERVER_PID" --nproc=64:
+  wait_until 10 workers_are 4 || fail "$MODE: the missing workers never started"
+  stop_server
+}
+two_seconds_passed() { [ $(($(now_ms) - SATURATED_AT)) -ge "$1" ]; }
+workers_are() {
+  if [ "$MODE" = prefork ]; then children_are "$1"; else threads_are $(($1 + 1)); fi
+}
+
+@test "faults: upper --mode prefork: fork() fails (RLIMIT_NPROC): said, backs off, no spin, recovers" {
+  out_of_processes prefork
+}
+
+@test "faults: upper --mode pool: pthread_create() fails (RLIMIT_NPROC): said, backs off, no spin, recovers" {
+  out_of_processes pool
 }
 
 # lowest_free_fd [PID] - the lowest descriptor PID (the server) does not have open.

@@ -284,7 +284,7 @@ refused() {
   run "$STEP6/upper" --help
   assert_success
   for word in "prefork" "pool" "--workers N" "--accept-lock LOCK" "--accept-by WHO" \
-    "--log-worker" "not with --udp"; do
+    "--log-worker" "not with --udp" "most 256"; do
     assert_output --partial -- "$word"
   done
   while read -r line; do
@@ -299,6 +299,8 @@ refused() {
 --mode prefork --workers 0
 --mode pool --workers 1x
 --mode pool --workers -1
+--mode prefork --workers 257
+--mode pool --workers 1000000
 --mode prefork --accept-lock semaphore
 --mode pool --accept-by nobody
 --mode pools
