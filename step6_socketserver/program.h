@@ -10,7 +10,9 @@
  * SIGINT/SIGTERM, and the log lines:
  *
  *   IP:PORT connected           when a stream handler starts (setup)
- *   IP:PORT wrote: TEXT         each message received, trailing whitespace trimmed
+ *   IP:PORT wrote: TEXT         each message received, trailing whitespace trimmed,
+ *                               control bytes as '.'; a line longer than PIPE_BUF (4096
+ *                               bytes) is cut and ends in "[... N more bytes]"
  *   IP:PORT disconnected        when a stream handler ends (finish) ...
  *   IP:PORT reset               ... or this, when the client reset the connection
  *   IP:PORT timed out           ... or this, when it stayed silent beyond --timeout

@@ -244,6 +244,36 @@ none_alive() {
   stop_server
 }
 
+# ---- The log, written by many processes --------------------------------------------------
+
+# log_lines_whole - every line of the log is one of the server's lines, from its start: a
+# line written in pieces would be cut into by another process's, and leave one line with
+# two starts and one that begins with a client's bytes.
+log_lines_whole() {
+  local start='127\.0\.0\.1:[0-9]+ (connected|disconnected|wrote: )'
+  # (bytes, not characters: a client's bytes are no UTF-8)
+  run env LC_ALL=C grep -avcE "^(serving on |$start)" "$SERVER_LOG"
+  assert_output 0
+  run env LC_ALL=C grep -acE ".$start" "$SERVER_LOG"
+  assert_output 0
+}
+
+@test "forking and prefork: long messages from 16 clients at once, every log line whole" {
+  protocol_only
+  local mode
+  for mode in "forking" "prefork --workers 16"; do
+    # shellcheck disable=SC2086 # the mode is its options, word-split on purpose
+    start_server "$UPPER" --mode $mode
+    run client bench -c 16 -n 10 -s 12000
+    assert_success
+    stop_server
+    log_lines_whole
+    assert_equal "$(log_count " connected$")" 16
+    run env LC_ALL=C grep -acE " wrote: .*\[\.\.\. [0-9]+ more bytes\]$" "$SERVER_LOG"
+    [ "$output" -gt 0 ] || fail "$mode: no line was cut"
+  done
+}
+
 # ---- Every program, and a Unix socket --------------------------------------------------
 
 @test "pools: callcenter, ftpserver and upper on a Unix socket serve in both mix-ins" {
