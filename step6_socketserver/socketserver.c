@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -55,6 +56,7 @@ struct server_state {
   bool unix_path_bound;        /* server_close removes the path it bound ... */
   dev_t unix_path_dev;         /* ... if it is still the file bind made (a newer server */
   ino_t unix_path_ino;         /*     may have bound the same path after an `rm -f`) */
+  int unix_lock_fd;            /* PATH.lock, flock'ed for the server's life */
   _Atomic pid_t owner_pid;     /* the process serving; its forked children differ */
   double accepts_paused_until; /* EMFILE: leave the listener alone until then */
   double starts_paused_until;  /* pools: a worker could not start; no new try until then */
@@ -100,7 +102,7 @@ static atomic_int stop_signalled;         /* a stop signal came: keep the handle
 static atomic_int child_connection = -1;
 static atomic_int child_stop;
 
-static _Thread_local char address_error[SERVER_ERROR_SIZE]; /* see server_address_error */
+static _Thread_local char address_error[2 * PATH_MAX]; /* see server_address_error */
 
 static void reap_children(struct server *s, bool blocking, void (*ended)(struct server *, pid_t, int));
 static void end_children(struct server *s);
@@ -272,6 +274,7 @@ static void close_pipes(struct server *s) {
   close_fd(&state->children_pipe[1]);
   close_fd(&state->idle_pipe[0]);
   close_fd(&state->idle_pipe[1]);
+  close_fd(&state->unix_lock_fd); /* a child's copy: the lock stays with the parent's */
 }
 
 /* Numeric "IP:PORT" or the Unix path: never a reverse DNS lookup. */
@@ -913,8 +916,70 @@ static bool unix_path_is_stale(struct server *s) {
   return stale;
 }
 
+/*
+ * A Unix path is this server's only while it holds the lock on PATH.lock, a file beside
+ * it, for its whole life (flock: the kernel lets go when the process ends, however it
+ * ends). Without it, two servers started at once could each find the other's socket
+ * bound but not yet listening, take it for stale and unlink it: both would say "serving
+ * on", one of them unreachable. A lock file that its last holder removed (server_close)
+ * while we waited for it is no longer the one the path names: we try again.
+ */
+static int lock_unix_path(struct server *s) {
+  struct server_state *state = s->state;
+  const char *path = ((struct sockaddr_un *)&s->server_address)->sun_path;
+  char lock_path[PATH_MAX];
+  snprintf(lock_path, sizeof lock_path, "%s.lock", path); /* sun_path is much shorter */
+  for (int tries = 0; tries < 100; tries++) {
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      int err = errno;
+      snprintf(address_error, sizeof address_error, "cannot open %s: %s", lock_path, strerror(err));
+      errno = err;
+      return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+      int err = errno;
+      close(fd);
+      if (err == EWOULDBLOCK)
+        snprintf(address_error, sizeof address_error, "cannot lock %s: another server serves on %s",
+                 lock_path, path);
+      else
+        snprintf(address_error, sizeof address_error, "cannot lock %s: %s", lock_path, strerror(err));
+      errno = err == EWOULDBLOCK ? EADDRINUSE : err;
+      return -1;
+    }
+    struct stat held, named;
+    if (fstat(fd, &held) == 0 && stat(lock_path, &named) == 0 && held.st_dev == named.st_dev &&
+        held.st_ino == named.st_ino) {
+      state->unix_lock_fd = fd;
+      return 0;
+    }
+    close(fd);
+  }
+  snprintf(address_error, sizeof address_error, "cannot lock %s: it keeps being replaced", lock_path);
+  errno = EAGAIN;
+  return -1;
+}
+
+/* The end of lock_unix_path's lock: the file goes first, if it is still the one we hold. */
+static void unlock_unix_path(struct server *s) {
+  struct server_state *state = s->state;
+  if (state->unix_lock_fd < 0)
+    return;
+  char lock_path[PATH_MAX];
+  snprintf(lock_path, sizeof lock_path, "%s.lock",
+           ((struct sockaddr_un *)&s->server_address)->sun_path);
+  struct stat held, named;
+  if (!state->in_child && fstat(state->unix_lock_fd, &held) == 0 &&
+      lstat(lock_path, &named) == 0 && held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+    unlink(lock_path);
+  close_fd(&state->unix_lock_fd);
+}
+
 int tcp_server_server_bind(struct server *s) {
   struct server_state *state = s->state;
+  if (is_unix(s) && lock_unix_path(s) < 0)
+    return -1;
   int on = 1;
   if (s->allow_reuse_address)
     setsockopt(s->socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
@@ -1007,6 +1072,7 @@ void tcp_server_server_close(struct server *s) {
       st.st_dev == state->unix_path_dev && st.st_ino == state->unix_path_ino)
     unlink(path);
   state->unix_path_bound = false;
+  unlock_unix_path(s);
 }
 
 int tcp_server_fileno(struct server *s) { return s->socket; }
@@ -1419,8 +1485,13 @@ static int make_accept_lock(struct server *s) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/accept-lock.XXXXXX", dir);
     state->accept_lock_fd = mkostemp(path, O_CLOEXEC);
-    if (state->accept_lock_fd < 0)
+    if (state->accept_lock_fd < 0) {
+      int err = errno;
+      snprintf(address_error, sizeof address_error, "cannot make the accept lock file in %s: %s",
+               dir, strerror(err));
+      errno = err;
       return -1;
+    }
     unlink(path);
   } else if (s->accept_lock == ACCEPT_LOCK_MUTEX) {
     void *shared = mmap(NULL, sizeof(pthread_mutex_t), PROT_READ | PROT_WRITE,
@@ -1811,6 +1882,7 @@ struct server *server_new_unbound(enum server_kind kind, enum server_mode mode, 
   state->children_pipe[0] = state->children_pipe[1] = -1;
   state->idle_pipe[0] = state->idle_pipe[1] = -1;
   state->accept_lock_fd = -1;
+  state->unix_lock_fd = -1;
   pthread_mutex_init(&state->pool_accept_lock, NULL);
   pthread_cond_init(&state->handed_over, NULL);
   atomic_store(&state->owner_pid, getpid());

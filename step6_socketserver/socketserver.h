@@ -222,8 +222,10 @@ struct server {
  * NULL with errno set if anything fails, having released everything (bpo-22435).
  * An empty host or path is refused (EINVAL): it would mean "every interface" or an
  * unreachable abstract name. A host that cannot be resolved gives EADDRNOTAVAIL, and
- * server_address_error() says why. A Unix path left by a server that died is taken over;
- * one a live server listens on is EADDRINUSE.
+ * server_address_error() says why. A Unix path is held with a lock on PATH.lock, a file
+ * beside it, for the server's life: a path another server holds is EADDRINUSE, and
+ * server_address_error() says so; one left by a server that died is taken over; one that
+ * another program listens on is EADDRINUSE.
  *
  * The first server of a process takes over its signals: SIGPIPE is ignored (as Python
  * does at start: a closed stdout or a gone client is an error to handle, not death), and
@@ -279,8 +281,9 @@ void server_close(struct server *s);
  * (threads of daemon_threads or block_on_close=false) is cut off and joined. */
 void server_free(struct server *s);
 
-/* Why the last server_new in this thread could not resolve its host ("" if it could):
- * the name lookup's own message, which errno cannot carry. */
+/* Why the last server_new in this thread failed, where errno cannot say it all ("" if
+ * not so): the name lookup's own message; a Unix path's lock file, or prefork's accept
+ * lock file, that could not be made or taken. */
 const char *server_address_error(void);
 
 int server_fileno(struct server *s);             /* ops.fileno */

@@ -310,6 +310,13 @@ refused() {
   [[ "$stderr" == *"upper: "*"usage: "* ]] || fail "$*: $stderr"
 }
 
+@test "prefork: an accept lock file that cannot be made is said as such, not as 'cannot bind'" {
+  local dir="$BATS_TEST_TMPDIR/missing"
+  run --separate-stderr env TMPDIR="$dir" "$STEP6/upper" --mode prefork --accept-lock file --port 0
+  assert_equal "$status" 1
+  assert_equal "$stderr" "cannot make the accept lock file in $dir: No such file or directory"
+}
+
 @test "pools: --help names the modes and options; bad values and misfits are usage errors" {
   run "$STEP6/upper" --help
   assert_success
