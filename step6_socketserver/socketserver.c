@@ -1290,6 +1290,8 @@ static void reap_children(struct server *s, bool blocking, void (*ended)(struct 
       forget_child(s, i);
       if (ended != NULL && pid > 0)
         ended(s, child, status);
+      if (s->child_ended != NULL && pid > 0)
+        s->child_ended(s, child, status);
     }
   }
 }
@@ -1305,11 +1307,15 @@ void forking_mixin_collect_children(struct server *s, bool blocking) {
      end. We look, and between looks wait on the self-pipe, which a stop fills. */
   while (state->child_count > 0 && state->child_count >= s->max_children &&
          !atomic_load(&state->shutdown_request)) {
-    pid_t pid = waitpid(-1, NULL, WNOHANG);
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid > 0) {
       for (size_t i = 0; i < state->child_count; i++)
-        if (state->active_children[i] == pid)
+        if (state->active_children[i] == pid) {
           forget_child(s, i);
+          if (s->child_ended != NULL)
+            s->child_ended(s, pid, status);
+        }
     } else if (pid < 0 && errno == ECHILD) {
       state->child_count = 0;
     } else if (pid == 0 || errno == EINTR) {

@@ -210,6 +210,10 @@ struct server {
   size_t workers;           /* prefork, pool: the processes or threads made at start (4) */
   enum server_accept_lock accept_lock; /* prefork, before activate (ACCEPT_LOCK_NONE) */
   enum server_accept_by accept_by;     /* pool (ACCEPT_BY_WORKERS) */
+  /* Beyond Python: forking, prefork. Called in the serving process with the wait status
+     of each child or worker it reaps, so that a program can clean up after one that was
+     killed (NULL: nothing to do). */
+  void (*child_ended)(struct server *s, pid_t pid, int status);
 
   struct server_state *state; /* private: the framework's own, defined in socketserver.c */
 };

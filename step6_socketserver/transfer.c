@@ -6,8 +6,9 @@
  * and nothing after it, each key once. A name is refused when it could leave the
  * folder or hide in it: empty, too long, with a slash, "..", a leading dot (so never one
  * of our temp files either), a NUL or another control byte. An upload is written to a
- * temp file made with O_EXCL, then renamed: a client that stops half-way leaves nothing,
- * and a server killed half-way leaves a temp file the next start removes (see "Temp
+ * temp file made with O_EXCL, then renamed: a client that stops half-way leaves nothing;
+ * a forking child or prefork worker killed half-way leaves a temp file its server removes
+ * as it reaps it, and a whole server killed, one the next start removes (see "Temp
  * files" below).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum { CHUNK = 65536, PATH_SIZE = 4096 };
@@ -213,7 +215,8 @@ int folder_parse_option(int option, const char *value, void *data) {
  * receives it (the server, or its child in forking mode) holds an flock on that file
  * from its creation to its rename or unlink. A process that dies, even by SIGKILL or the
  * OOM killer, loses its locks with it, so a temp file that nobody holds locked is the
- * remains of a dead upload, and a start-up removes exactly those (remove_dead_uploads).
+ * remains of a dead upload, and a start-up, or the server reaping a child that did not
+ * end well, removes exactly those (remove_dead_uploads).
  * A live upload of another server in the same folder stays locked and is left alone;
  * a pid in the name could not say as much (pids are reused, and differ between pid
  * namespaces sharing a volume).
@@ -297,6 +300,13 @@ static int remove_dead_uploads(const char *dir) {
   }
   closedir(entries); /* and with it the folder's lock */
   return 0;
+}
+
+void folder_child_ended(struct server *s, pid_t pid, int status) {
+  (void)pid;
+  const struct folder *folder = ((const struct program *)s->user)->data;
+  if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) && remove_dead_uploads(folder->dir) < 0)
+    fprintf(stderr, "cannot clean %s: %s\n", folder->dir, strerror(errno));
 }
 
 int folder_prepare(const struct folder *folder) {

@@ -57,6 +57,11 @@ int folder_parse_option(int option, const char *value, void *folder);
  * 0, or -1 with a line on stderr. */
 int folder_prepare(const struct folder *folder);
 
+/* The server's child_ended: a child or prefork worker that ended otherwise than by its
+ * own exit 0 may have been killed mid-put; the temp files nobody holds are removed then,
+ * as folder_prepare does, not only at the next start. The folder is the program's data. */
+void folder_child_ended(struct server *s, pid_t pid, int status);
+
 /* Read SIZE bytes of body and store them as NAME, through a temp file renamed only once
  * whole. 0 when the body was read: REASON is then "" (stored) or why not (an unsafe name,
  * a failed write; the bytes were dropped, so the next frame is where it should be).
