@@ -21,9 +21,10 @@ enum { MAX_HEADER = 8192, MAX_NAME = 255 };
 /* ---- Frames ---------------------------------------------------------------------- */
 
 /* The next command's header, a JSON object the caller deletes; NULL when the session is
- * over (a frame that cannot be trusted gets an error status first: one Python's json
- * would refuse or read otherwise, i.e. not UTF-8, a control byte, bytes after the
- * object, a key twice). */
+ * over: end of stream, a header not whole within --timeout of the wait for it ("timed
+ * out", however often its bytes came), or a frame that cannot be trusted, which gets an
+ * error status first (one Python's json would refuse or read otherwise, i.e. not UTF-8,
+ * a control byte, bytes after the object, a key twice). */
 cJSON *read_header(struct handler *h);
 
 /* JSON as one frame, in one write; JSON is deleted. 0, or -1: the session is over. */

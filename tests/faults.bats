@@ -194,6 +194,33 @@ trickle_does_not_delay() {
   trickle_does_not_delay "$UPPER" --mode pool --workers 2 --accept-by workers
 }
 
+# slowloris MODE - ftpserver --mode MODE (a pool: prefork or pool) with 4 workers and --timeout 2: four clients send
+# a header one byte every 1.5 s, each wait shorter than the timeout. They hold every
+# worker, but only until the whole-header deadline (2 s): each is cut ("timed out"), and
+# a fifth client, waiting in the backlog meanwhile, is answered.
+slowloris() {
+  local up="$BATS_TEST_TMPDIR/up" i
+  start_server "$LAB/step6_socketserver/ftpserver" --dir "$up" --mode "$1" --workers 4 --timeout 2
+  for i in 1 2 3 4; do
+    in_background "slow$i" python3 "$MISBEHAVE" --port "$SERVER_PORT" trickle --frame \
+      --gap 1.5 --text '{"cmd":"put","filename":"slow","filesize":1}'
+  done
+  wait_until 10 log_count_is " connected$" 4 || fail "the four did not get the four workers"
+  printf 'fine' >"$BATS_TEST_TMPDIR/fine"
+  run timeout $((10 * DEADLINE_SCALE)) "$CLIENT" --port "$SERVER_PORT" put "$BATS_TEST_TMPDIR/fine"
+  assert_output '{"status":"ok","filename":"fine","filesize":4}'
+  wait_until 5 log_count_is " timed out$" 4
+  for i in 1 2 3 4; do
+    wait_until 10 output_of "slow$i" "^cut after [0-9]+ bytes$"
+    let_go "slow$i" || true # (it says so, with exit 1)
+  done
+  stop_server
+}
+
+@test "faults: ftpserver --mode prefork: four slowloris clients are cut at --timeout, a fifth is answered" {
+  slowloris prefork
+}
+
 # never_reads BIN ARGS... - a client sends megabytes and reads nothing: its own thread or
 # child blocks in send(), nobody else waits; when it hangs up (unread bytes: a reset),
 # that thread or child is gone and everything is back at its baseline.
