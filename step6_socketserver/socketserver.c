@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -1589,6 +1590,46 @@ static void prefork_worker(struct server *s) {
   _exit(status);
 }
 
+/*
+ * Who holds the accept lock: a worker's pid, or 0 (none, or we cannot tell). The file
+ * lock's holder is fcntl's to say (F_GETLK). A robust mutex's word holds the thread id of
+ * its owner, by the kernel's robust-futex rules (a worker is one thread: its pid), and
+ * glibc keeps that word in __data.__lock.
+ */
+static pid_t accept_lock_holder(struct server *s) {
+  struct server_state *state = s->state;
+  if (s->accept_lock == ACCEPT_LOCK_FILE) {
+    struct flock probe = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(state->accept_lock_fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK)
+      return probe.l_pid;
+  }
+#ifdef __GLIBC__
+  if (s->accept_lock == ACCEPT_LOCK_MUTEX)
+    return __atomic_load_n(&state->shared_accept_lock->__data.__lock, __ATOMIC_RELAXED) &
+           FUTEX_TID_MASK;
+#endif
+  return 0;
+}
+
+/*
+ * A worker stopped (SIGSTOP) while it holds the accept lock stops them all: the others
+ * wait for the lock for as long as it stays stopped, and clients wait in the backlog.
+ * That is Stevens' design (serv03, serv04); a parent that sees it kills that worker,
+ * whose lock the kernel then frees, and service_actions starts another. waitid's
+ * WNOWAIT asks without taking the news: a worker that is continued is no longer seen
+ * as stopped. Without a lock, a stopped worker stops only itself, and is left alone.
+ */
+static void end_stopped_lock_holder(struct server *s) {
+  pid_t holder = accept_lock_holder(s);
+  siginfo_t info = {.si_pid = 0};
+  if (holder <= 0 || waitid(P_PID, (id_t)holder, &info, WSTOPPED | WNOHANG | WNOWAIT) < 0 ||
+      info.si_pid != holder)
+    return;
+  fprintf(stderr, "worker Process-%ld is stopped, holding the accept lock: killing it\n",
+          (long)holder);
+  kill(holder, SIGKILL);
+}
+
 /* The parent hears of a worker that ended while serving: a line on stderr. */
 static void worker_ended(struct server *s, pid_t pid, int status) {
   if (s->state->stopping)
@@ -1622,6 +1663,7 @@ static bool may_start_workers(struct server *s) {
 
 void prefork_mixin_service_actions(struct server *s) {
   struct server_state *state = s->state;
+  end_stopped_lock_holder(s);
   reap_children(s, false, worker_ended);
   if (!may_start_workers(s))
     return;

@@ -143,6 +143,48 @@ ask() {
   done
 }
 
+# ---- Prefork: a worker stopped with the accept lock ------------------------------------
+
+# the_idle_one - the one worker waiting in poll() for a client: with an accept lock, the
+# holder (the others wait in fcntl() or futex() for the lock). Its pid in IDLE.
+the_idle_one() {
+  local pid
+  IDLE=
+  for pid in $(workers_pids); do
+    if grep -qE "^$SYS_POLL " "/proc/$pid/syscall" 2>/dev/null; then
+      [ -z "$IDLE" ] || return 1
+      IDLE=$pid
+    fi
+  done
+  [ -n "$IDLE" ]
+}
+
+@test "prefork: a worker stopped while it holds the accept lock is killed and replaced, and clients are served" {
+  need_syscall_numbers
+  local lock
+  for lock in file mutex; do
+    start_variant "prefork --accept-lock $lock"
+    wait_until 5 the_idle_one || fail "$lock: no one worker in poll(): $(workers_pids)"
+    kill -STOP "$IDLE"
+    wait_until 5 grep -q "^worker Process-$IDLE is stopped, holding the accept lock: killing it$" \
+      "$SERVER_ERR" || fail "$lock: the stopped holder was not seen: $(cat "$SERVER_ERR")"
+    round_trip "served meanwhile"
+    wait_until 5 none_alive "$IDLE" || fail "$lock: the stopped holder is still there"
+    wait_until 5 workers_are "$WORKERS"
+    stop_server
+  done
+  # Without a lock, a stopped worker holds nobody up, and is left alone.
+  start_variant "prefork --accept-lock none"
+  local stopped
+  stopped=$(workers_pids | head -n 1)
+  kill -STOP "$stopped"
+  chats_answered a b
+  kill -CONT "$stopped"
+  for name in a b; do let_go "$name"; done
+  stop_server
+  no_errors
+}
+
 # parent_killed ARGS... - upper --mode prefork ARGS (--workers 3) is served, then its
 # parent is SIGKILLed: every worker ends within the deadline (the children's pipe, its
 # end in the parent closed by the kernel, wakes them), and a new server binds the address.
