@@ -80,6 +80,29 @@ not_serving() {
   [ ! -e "$path" ] || fail "the socket file was left behind"
 }
 
+# answers ARGS... - like upper_round_trip, a condition to wait for, not an assertion.
+answers() {
+  [ "$(printf 'hello\n' | timeout $((5 * DEADLINE_SCALE)) "$CLIENT" "$@" chat 2>/dev/null)" = \
+    "recv from server: HELLO" ]
+}
+
+@test "a server started with stdout and stderr closed (>&- 2>&-): its first error line does not stop it" {
+  # Its descriptors 0 to 2 stay taken: else its self-pipe would be 1 and 2, and the line
+  # about a dead worker, written to 2, a stop request.
+  local path="$BATS_TEST_TMPDIR/closed.sock" worker
+  valgrind_runner
+  "${RUNNER[@]}" "$UPPER" --mode prefork --workers 2 --unix "$path" </dev/null >&- 2>&- 3>&- &
+  SERVER_PID=$! SERVER_NAME="upper --mode prefork (stdout and stderr closed)"
+  wait_until 10 answers --unix "$path"
+  worker=$(ps -o pid= --ppid "$SERVER_PID" | head -n 1)
+  kill -KILL $worker # "worker Process-N killed by signal 9: starting another", on stderr
+  wait_until 10 eval "[ \"\$(ps -o pid= --ppid $SERVER_PID | grep -cvw $worker)\" = 2 ]" ||
+    fail "the worker was not replaced"
+  upper_round_trip --unix "$path"
+  stop_server
+  [ ! -e "$path" ] || fail "the socket file was left behind"
+}
+
 # ---- 2. A stop signal to one forking child ends its session only -------------------------
 
 @test "SIGTERM to one forking child ends that session, not the server" {
