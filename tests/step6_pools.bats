@@ -159,7 +159,7 @@ the_idle_one() {
   [ -n "$IDLE" ]
 }
 
-@test "prefork: a worker stopped while it holds the accept lock is killed and replaced, and clients are served" {
+@test "prefork: a worker stopped while it holds the accept lock is killed and replaced; one stopped otherwise is left alone" {
   need_syscall_numbers
   local lock
   for lock in file mutex; do
@@ -173,6 +173,21 @@ the_idle_one() {
     wait_until 5 workers_are "$WORKERS"
     stop_server
   done
+  # A worker stopped while it serves a client holds up that client alone: left alone.
+  start_variant "prefork --accept-lock mutex" "$STEP6/threadname"
+  connect a
+  ask a "before"
+  local busy=${ANSWER%%: *}
+  kill -STOP "${busy#Process-}"
+  connect b
+  ask b "meanwhile"
+  [[ $ANSWER == Process-*": meanwhile" ]] || fail "the others did not serve: '$ANSWER'"
+  kill -CONT "${busy#Process-}"
+  ask a "after"
+  [ "$ANSWER" = "$busy: after" ] || fail "the stopped worker's client got '$ANSWER'"
+  exec {a}>&- {b}>&-
+  stop_server
+  no_errors
   # Without a lock, a stopped worker holds nobody up, and is left alone.
   start_variant "prefork --accept-lock none"
   local stopped
