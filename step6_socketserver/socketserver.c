@@ -275,7 +275,7 @@ static void close_pipes(struct server *s) {
   close_fd(&state->children_pipe[1]);
   close_fd(&state->idle_pipe[0]);
   close_fd(&state->idle_pipe[1]);
-  close_fd(&state->unix_lock_fd); /* a child's copy: the lock stays with the parent's */
+  close_fd(&state->unix_lock_fd);
 }
 
 /* Numeric "IP:PORT" or the Unix path: never a reverse DNS lookup. */
@@ -1338,6 +1338,7 @@ static void serve_in_child(struct server *s, struct request *req) {
   struct server_state *state = s->state;
   state->in_child = true;
   close_fd(&state->children_pipe[1]); /* else the parent's close could never end our reads */
+  close_fd(&state->unix_lock_fd);      /* the parent's: a child must not outlive it holding it */
   /* A stream child lets the listener go, and a stop signal to it ends this session only
      (see on_stop_signal; one that came before the connection was known ends it here). A
      datagram child keeps the server socket: its reply goes out through it. */
@@ -1548,6 +1549,7 @@ static void prefork_worker(struct server *s) {
   struct server_state *state = s->state;
   state->in_child = true;
   close_fd(&state->children_pipe[1]); /* else the parent's close could never end our reads */
+  close_fd(&state->unix_lock_fd);      /* the parent's: a child must not outlive it holding it */
   snprintf(thread_name, sizeof thread_name, "Process-%ld", (long)getpid());
   int status = 0;
   for (;;) {

@@ -203,7 +203,8 @@ more_sigterms() {
 # exits 1 saying another server holds the path. The one serving stops with exit 0 and
 # removes the path and its lock file.
 pair_at_once() {
-  local path="$BATS_TEST_TMPDIR/pair.sock" d="$BATS_TEST_TMPDIR" pid=() ran served=-1 status
+  local path="$BATS_TEST_TMPDIR/pair.sock" d="$BATS_TEST_TMPDIR/pair$1" pid=() ran served=-1 status
+  mkdir "$d" # the pair's own output files: a redirection in the background empties a reused one late
   for ran in 0 1; do
     "$UPPER" --unix "$path" </dev/null >"$d/$ran.out" 2>"$d/$ran.err" 3>&- &
     pid[ran]=$!
@@ -220,7 +221,7 @@ pair_at_once() {
   assert_equal "$(cat "$d/$refused.err")" "cannot lock $path.lock: another server serves on $path"
   upper_round_trip --unix "$path"
   stop_server
-  [ ! -e "$path" ] && [ ! -e "$path.lock" ] || fail "pair $1: left behind: $(ls "$d")"
+  [ ! -e "$path" ] && [ ! -e "$path.lock" ] || fail "pair $1: left behind: $(ls -A "$BATS_TEST_TMPDIR")"
 }
 
 @test "two servers started at once on one Unix path, 100 times: one serves, the other says why" {
