@@ -423,7 +423,10 @@ upload_under_way() {
   upload_under_way 999999
   local child
   child=$(ps -o pid= --ppid "$SERVER_PID")
-  kill -KILL "$SERVER_PID" $child # no clean-up of its own
+  # Neither may clean up: the child would if it saw its parent go (the children's pipe
+  # ends) and the parent if it reaped the child, so the parent is stopped first.
+  kill -STOP "$SERVER_PID"
+  kill -KILL $child "$SERVER_PID"
   wait_for_exit 10
   wait_until 10 eval "! kill -0 $child 2>/dev/null" # its lock goes with it
   exec {CONN}>&-
