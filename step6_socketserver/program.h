@@ -115,7 +115,9 @@ struct program {
 /* ---- For main() -------------------------------------------------------------------- */
 
 /* Parse the command line into P. --help prints the usage and exits 0; anything wrong
- * prints the usage on stderr and exits 2. Also makes stdout line-buffered. */
+ * prints the usage on stderr and exits 2. Also makes stdout line-buffered, and first
+ * opens /dev/null on whichever of descriptors 0 to 2 came closed, so that nothing the
+ * server opens later lands there. */
 void program_parse(struct program *p, int argc, char **argv);
 
 /*
