@@ -83,5 +83,11 @@ int main(int argc, char **argv) {
   program_parse(&ftp, argc, argv);
   if (folder_prepare(&folder) < 0)
     return 1;
-  return program_serve(&ftp);
+  struct server *server = program_server_new(&ftp);
+  if (server == NULL)
+    return 1;
+  server->child_ended = folder_child_ended; /* one killed mid-put leaves its temp file */
+  int status = server_serve_forever(server, 0.5);
+  server_free(server);
+  return status == 0 ? 0 : 1;
 }

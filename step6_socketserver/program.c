@@ -47,8 +47,8 @@ struct server *program_server_new(struct program *p) {
     s->ops.verify_request = program_verify_request;
   }
   if (s == NULL || server_bind_and_activate(s) < 0) {
-    /* A failed name lookup in its own words, which errno cannot carry; else the whole
-       path (ADDRESS may have cut a long one short) and why. */
+    /* A failed name lookup or lock file in its own words, which errno cannot carry;
+       else the whole path (ADDRESS may have cut a long one short) and why. */
     if (server_address_error()[0] != '\0')
       fprintf(stderr, "%s\n", server_address_error());
     else

@@ -10,7 +10,9 @@
  * SIGINT/SIGTERM, and the log lines:
  *
  *   IP:PORT connected           when a stream handler starts (setup)
- *   IP:PORT wrote: TEXT         each message received, trailing whitespace trimmed
+ *   IP:PORT wrote: TEXT         each message received, trailing whitespace trimmed,
+ *                               control bytes as '.'; a line longer than PIPE_BUF (4096
+ *                               bytes) is cut and ends in "[... N more bytes]"
  *   IP:PORT disconnected        when a stream handler ends (finish) ...
  *   IP:PORT reset               ... or this, when the client reset the connection
  *   IP:PORT timed out           ... or this, when it stayed silent beyond --timeout
@@ -67,6 +69,9 @@
 /* A program's own options take getopt values from here on (the common ones are below). */
 enum { PROGRAM_OPTION = 512 };
 enum { PROGRAM_MAX_ALLOW = 16 }; /* --allow CIDRs */
+/* --workers: at most this many (--help says why). */
+#define PROGRAM_MAX_WORKERS 256
+#define PROGRAM_MAX_WORKERS_TEXT "256"
 
 /* One --allow network: FAMILY's address bytes, the first BITS of which must match. */
 struct program_network {
@@ -110,7 +115,9 @@ struct program {
 /* ---- For main() -------------------------------------------------------------------- */
 
 /* Parse the command line into P. --help prints the usage and exits 0; anything wrong
- * prints the usage on stderr and exits 2. Also makes stdout line-buffered. */
+ * prints the usage on stderr and exits 2. Also makes stdout line-buffered, and first
+ * opens /dev/null on whichever of descriptors 0 to 2 came closed, so that nothing the
+ * server opens later lands there. */
 void program_parse(struct program *p, int argc, char **argv);
 
 /*

@@ -17,10 +17,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { OPT_MODE = 256, OPT_MAX_CHILDREN, OPT_UDP, OPT_UNIX, OPT_TIMEOUT, OPT_MAX_CLIENTS,
        OPT_ALLOW, OPT_WORKERS, OPT_ACCEPT_LOCK, OPT_ACCEPT_BY, OPT_LOG_WORKER };
@@ -58,7 +60,10 @@ static const char common_help[] =
     "                          streams only: not with --udp\n"
     "      --max-children N    forking: at most N children at once (default 40)\n"
     "      --workers N         prefork, pool: N workers, so N clients at once; the next\n"
-    "                          waits in the backlog until one leaves (default 4)\n"
+    "                          waits in the backlog until one leaves (default 4). At\n"
+    "                          most 256 (Apache prefork's default): each worker is a\n"
+    "                          process or thread made at start, so a bigger pool would\n"
+    "                          take the machine's processes before any client came\n"
     "      --accept-lock LOCK  prefork: what a worker takes before accept(): none, file\n"
     "                          (an fcntl lock) or mutex (process-shared); default none\n"
     "      --accept-by WHO     pool: workers (in turn, under a mutex) or main (the main\n"
@@ -89,8 +94,10 @@ static size_t parse_count(const struct program *p, const char *option, const cha
 static double parse_seconds(const char *text);
 static int parse_network(const char *text, struct program_network *net);
 static void collect_options(const struct program *p, struct option *all);
+static void keep_standard_descriptors(void);
 
 void program_parse(struct program *p, int argc, char **argv) {
+  keep_standard_descriptors();
   setvbuf(stdout, NULL, _IOLBF, 0); /* one log line at a time, even into a pipe */
   p->name = argv[0];
   p->host = "127.0.0.1";
@@ -125,10 +132,14 @@ void program_parse(struct program *p, int argc, char **argv) {
       p->max_children = parse_count(p, option, optarg);
       max_children_given = true;
       break;
-    case OPT_WORKERS:
-      p->workers = parse_count(p, option, optarg);
+    case OPT_WORKERS: {
+      long long workers = program_parse_whole(optarg, 1, PROGRAM_MAX_WORKERS);
+      if (workers < 0)
+        bad_value(p, option, optarg, "a decimal number from 1 to " PROGRAM_MAX_WORKERS_TEXT);
+      p->workers = (size_t)workers;
       workers_given = true;
       break;
+    }
     case OPT_ACCEPT_LOCK: {
       static const char *const locks[] = {[ACCEPT_LOCK_NONE] = "none", [ACCEPT_LOCK_FILE] = "file",
                                           [ACCEPT_LOCK_MUTEX] = "mutex"};
@@ -217,6 +228,17 @@ void program_parse(struct program *p, int argc, char **argv) {
 }
 
 /* ---- The usage, and each kind of value ---------------------------------------- */
+
+/* Descriptors 0, 1 and 2 stay taken (on /dev/null if they came closed: `>&- 2>&-`), else
+ * the first thing we open lands on one of them, and a socket or the self-pipe on 1 or 2
+ * would get every log or error line written into it. */
+static void keep_standard_descriptors(void) {
+  int fd = open("/dev/null", O_RDWR);
+  while (fd >= 0 && fd <= 2)
+    fd = open("/dev/null", O_RDWR);
+  if (fd > 2)
+    close(fd);
+}
 
 static void usage(const struct program *p, FILE *out, int status) {
   fprintf(out, "usage: %s [OPTIONS]\n\n%s\n\n%s%s%s", p->name, p->about, common_help,

@@ -17,9 +17,11 @@
 #include "program.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The session h is: the framework created it instance_size big, h first. */
 static struct session *session_of(struct handler *h) { return (struct session *)h; }
@@ -99,26 +101,34 @@ void session_log_event(struct handler *h, const char *format, ...) {
   printf("%s%s %s\n", worker_prefix(h, prefix), h->client_address, line);
 }
 
-/* Control bytes are shown as '.': a client's newline or NUL must not forge or hide a line. */
+/*
+ * Control bytes are shown as '.': a client's newline or NUL must not forge or hide a line.
+ * The line goes out in one write() of at most PIPE_BUF bytes, which the kernel never
+ * splices with another's: in forking and prefork mode every process writes to the same
+ * standard output, and a longer line, written in pieces, would be cut into by the others'
+ * lines. What does not fit is left out, and the line says how much.
+ */
 void session_log_wrote(struct handler *h, const char *text, size_t len) {
-  /* Built whole and handed to stdio at once, a 16 KiB message is two write()s, not five;
-     a longer one goes in pieces of this size (a message has no size limit). */
-  enum { HEAD_SIZE = WORKER_PREFIX_SIZE + SERVER_NAME_SIZE + 16 };
-  char line[HEAD_SIZE + 16384], prefix[WORKER_PREFIX_SIZE];
-  size_t used = (size_t)snprintf(line, HEAD_SIZE, "%s%s wrote: ", worker_prefix(h, prefix),
+  enum { CUT_NOTE_SIZE = 40 }; /* " [... 18446744073709551615 more bytes]" */
+  char line[PIPE_BUF], prefix[WORKER_PREFIX_SIZE];
+  size_t used = (size_t)snprintf(line, sizeof line, "%s%s wrote: ", worker_prefix(h, prefix),
                                  h->client_address);
   len = program_trimmed_length(text, len);
-  flockfile(stdout); /* one whole line, even when several threads log at once */
-  for (size_t i = 0; i < len; i++) {
+  size_t room = sizeof line - used - 1; /* the newline's */
+  size_t shown = len <= room ? len : room - CUT_NOTE_SIZE;
+  for (size_t i = 0; i < shown; i++) {
     unsigned char c = (unsigned char)text[i];
     line[used++] = c < ' ' || c == 127 ? '.' : (char)c;
-    if (used == sizeof line - 1) { /* full, but for the newline */
-      fwrite(line, 1, used, stdout);
-      used = 0;
-    }
   }
+  if (shown < len)
+    used += (size_t)snprintf(line + used, CUT_NOTE_SIZE + 1, " [... %zu more bytes]", len - shown);
   line[used++] = '\n';
-  fwrite(line, 1, used, stdout);
+  flockfile(stdout); /* after what stdio holds (the ready line), before another thread's */
+  fflush(stdout);
+  ssize_t n;
+  do
+    n = write(STDOUT_FILENO, line, used);
+  while (n < 0 && errno == EINTR);
   funlockfile(stdout);
 }
 

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -33,6 +35,7 @@
 enum { ACCEPT_BACKOFF_MS = 100 }; /* how long to leave the listener alone after EMFILE */
 enum { CHILD_POLL_MS = 10 };     /* forking: how often a wait for children looks again */
 enum { CHILD_CONT_MS = 1000 };   /* forking: after SIGCONT, how long before SIGKILL */
+enum { WORKER_BACKOFF_MS = 500, WORKER_BACKOFF_MAX_MS = 4000 }; /* pools: fork, pthread_create */
 
 /* One handler thread (threading mode), in the server's registry. */
 struct worker {
@@ -54,8 +57,11 @@ struct server_state {
   bool unix_path_bound;        /* server_close removes the path it bound ... */
   dev_t unix_path_dev;         /* ... if it is still the file bind made (a newer server */
   ino_t unix_path_ino;         /*     may have bound the same path after an `rm -f`) */
+  int unix_lock_fd;            /* PATH.lock, flock'ed for the server's life */
   _Atomic pid_t owner_pid;     /* the process serving; its forked children differ */
   double accepts_paused_until; /* EMFILE: leave the listener alone until then */
+  double starts_paused_until;  /* pools: a worker could not start; no new try until then */
+  int failed_starts;           /* ... after so many failures in a row */
   char *packet_buffer;         /* datagrams: max_packet_size bytes for recvmsg */
   size_t packet_buffer_size;
   pthread_mutex_t lock; /* guards the fields below */
@@ -97,7 +103,7 @@ static atomic_int stop_signalled;         /* a stop signal came: keep the handle
 static atomic_int child_connection = -1;
 static atomic_int child_stop;
 
-static _Thread_local char address_error[SERVER_ERROR_SIZE]; /* see server_address_error */
+static _Thread_local char address_error[2 * PATH_MAX]; /* see server_address_error */
 
 static void reap_children(struct server *s, bool blocking, void (*ended)(struct server *, pid_t, int));
 static void end_children(struct server *s);
@@ -269,6 +275,7 @@ static void close_pipes(struct server *s) {
   close_fd(&state->children_pipe[1]);
   close_fd(&state->idle_pipe[0]);
   close_fd(&state->idle_pipe[1]);
+  close_fd(&state->unix_lock_fd);
 }
 
 /* Numeric "IP:PORT" or the Unix path: never a reverse DNS lookup. */
@@ -910,8 +917,70 @@ static bool unix_path_is_stale(struct server *s) {
   return stale;
 }
 
+/*
+ * A Unix path is this server's only while it holds the lock on PATH.lock, a file beside
+ * it, for its whole life (flock: the kernel lets go when the process ends, however it
+ * ends). Without it, two servers started at once could each find the other's socket
+ * bound but not yet listening, take it for stale and unlink it: both would say "serving
+ * on", one of them unreachable. A lock file that its last holder removed (server_close)
+ * while we waited for it is no longer the one the path names: we try again.
+ */
+static int lock_unix_path(struct server *s) {
+  struct server_state *state = s->state;
+  const char *path = ((struct sockaddr_un *)&s->server_address)->sun_path;
+  char lock_path[PATH_MAX];
+  snprintf(lock_path, sizeof lock_path, "%s.lock", path); /* sun_path is much shorter */
+  for (int tries = 0; tries < 100; tries++) {
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      int err = errno;
+      snprintf(address_error, sizeof address_error, "cannot open %s: %s", lock_path, strerror(err));
+      errno = err;
+      return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+      int err = errno;
+      close(fd);
+      if (err == EWOULDBLOCK)
+        snprintf(address_error, sizeof address_error, "cannot lock %s: another server serves on %s",
+                 lock_path, path);
+      else
+        snprintf(address_error, sizeof address_error, "cannot lock %s: %s", lock_path, strerror(err));
+      errno = err == EWOULDBLOCK ? EADDRINUSE : err;
+      return -1;
+    }
+    struct stat held, named;
+    if (fstat(fd, &held) == 0 && stat(lock_path, &named) == 0 && held.st_dev == named.st_dev &&
+        held.st_ino == named.st_ino) {
+      state->unix_lock_fd = fd;
+      return 0;
+    }
+    close(fd);
+  }
+  snprintf(address_error, sizeof address_error, "cannot lock %s: it keeps being replaced", lock_path);
+  errno = EAGAIN;
+  return -1;
+}
+
+/* The end of lock_unix_path's lock: the file goes first, if it is still the one we hold. */
+static void unlock_unix_path(struct server *s) {
+  struct server_state *state = s->state;
+  if (state->unix_lock_fd < 0)
+    return;
+  char lock_path[PATH_MAX];
+  snprintf(lock_path, sizeof lock_path, "%s.lock",
+           ((struct sockaddr_un *)&s->server_address)->sun_path);
+  struct stat held, named;
+  if (!state->in_child && fstat(state->unix_lock_fd, &held) == 0 &&
+      lstat(lock_path, &named) == 0 && held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+    unlink(lock_path);
+  close_fd(&state->unix_lock_fd);
+}
+
 int tcp_server_server_bind(struct server *s) {
   struct server_state *state = s->state;
+  if (is_unix(s) && lock_unix_path(s) < 0)
+    return -1;
   int on = 1;
   if (s->allow_reuse_address)
     setsockopt(s->socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
@@ -1004,6 +1073,7 @@ void tcp_server_server_close(struct server *s) {
       st.st_dev == state->unix_path_dev && st.st_ino == state->unix_path_ino)
     unlink(path);
   state->unix_path_bound = false;
+  unlock_unix_path(s);
 }
 
 int tcp_server_fileno(struct server *s) { return s->socket; }
@@ -1221,6 +1291,8 @@ static void reap_children(struct server *s, bool blocking, void (*ended)(struct 
       forget_child(s, i);
       if (ended != NULL && pid > 0)
         ended(s, child, status);
+      if (s->child_ended != NULL && pid > 0)
+        s->child_ended(s, child, status);
     }
   }
 }
@@ -1236,11 +1308,15 @@ void forking_mixin_collect_children(struct server *s, bool blocking) {
      end. We look, and between looks wait on the self-pipe, which a stop fills. */
   while (state->child_count > 0 && state->child_count >= s->max_children &&
          !atomic_load(&state->shutdown_request)) {
-    pid_t pid = waitpid(-1, NULL, WNOHANG);
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid > 0) {
       for (size_t i = 0; i < state->child_count; i++)
-        if (state->active_children[i] == pid)
+        if (state->active_children[i] == pid) {
           forget_child(s, i);
+          if (s->child_ended != NULL)
+            s->child_ended(s, pid, status);
+        }
     } else if (pid < 0 && errno == ECHILD) {
       state->child_count = 0;
     } else if (pid == 0 || errno == EINTR) {
@@ -1262,6 +1338,7 @@ static void serve_in_child(struct server *s, struct request *req) {
   struct server_state *state = s->state;
   state->in_child = true;
   close_fd(&state->children_pipe[1]); /* else the parent's close could never end our reads */
+  close_fd(&state->unix_lock_fd);      /* the parent's: a child must not outlive it holding it */
   /* A stream child lets the listener go, and a stop signal to it ends this session only
      (see on_stop_signal; one that came before the connection was known ends it here). A
      datagram child keeps the server socket: its reply goes out through it. */
@@ -1416,8 +1493,13 @@ static int make_accept_lock(struct server *s) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/accept-lock.XXXXXX", dir);
     state->accept_lock_fd = mkostemp(path, O_CLOEXEC);
-    if (state->accept_lock_fd < 0)
+    if (state->accept_lock_fd < 0) {
+      int err = errno;
+      snprintf(address_error, sizeof address_error, "cannot make the accept lock file in %s: %s",
+               dir, strerror(err));
+      errno = err;
       return -1;
+    }
     unlink(path);
   } else if (s->accept_lock == ACCEPT_LOCK_MUTEX) {
     void *shared = mmap(NULL, sizeof(pthread_mutex_t), PROT_READ | PROT_WRITE,
@@ -1451,23 +1533,23 @@ static void free_accept_lock(struct server *s) {
   }
 }
 
-/* listen(), then the listener blocks again: a worker waits in accept() itself, as
- * Stevens' do, and the stop reaches it there (see prefork_mixin_server_close). */
+/* listen(), on a non-blocking listener, and the accept lock. Stevens' workers block in
+ * accept(); ours wait in poll() for the listener or the children's pipe, whose end of
+ * stream says the parent is gone, however it went: a SIGKILLed parent's workers would
+ * else hold the port for ever, taking clients nobody serves. */
 int prefork_mixin_server_activate(struct server *s) {
   if (tcp_server_server_activate(s) < 0)
-    return -1;
-  int flags = fcntl(s->socket, F_GETFL);
-  if (flags < 0 || fcntl(s->socket, F_SETFL, flags & ~O_NONBLOCK) < 0)
     return -1;
   return make_accept_lock(s);
 }
 
-/* A worker: accept and handle until accept fails for good (the parent has shut the
- * listener down), then _exit; never back into the parent's loop. */
+/* A worker: accept and handle until the listener is shut down or the children's pipe
+ * ends (the parent stops, or has died), then _exit; never back into the parent's loop. */
 static void prefork_worker(struct server *s) {
   struct server_state *state = s->state;
   state->in_child = true;
   close_fd(&state->children_pipe[1]); /* else the parent's close could never end our reads */
+  close_fd(&state->unix_lock_fd);      /* the parent's: a child must not outlive it holding it */
   snprintf(thread_name, sizeof thread_name, "Process-%ld", (long)getpid());
   int status = 0;
   for (;;) {
@@ -1476,9 +1558,12 @@ static void prefork_worker(struct server *s) {
       status = 1;
       break;
     }
-    struct request *req = s->ops.get_request(s);
+    int ready = wait_io(s->socket, POLLIN, state->children_pipe[0], -1);
+    struct request *req = ready > 0 ? s->ops.get_request(s) : NULL;
     int err = errno;
     release_accept_lock(s);
+    if (ready == 0)
+      break; /* the pipe: the parent stops, or is gone */
     if (req == NULL) {
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         fprintf(stderr, "accept: %s (pausing for %d ms)\n", strerror(err), ACCEPT_BACKOFF_MS);
@@ -1488,7 +1573,7 @@ static void prefork_worker(struct server *s) {
         continue;
       }
       if (err == ECONNABORTED || err == EPROTO || err == EAGAIN)
-        continue; /* that client left before we took it */
+        continue; /* that client left, or another worker took it (no lock) */
       break; /* EINVAL: the listener is shut down, the server stops */
     }
     /* A stop signal to a worker ends its session, not the worker (see on_stop_signal). */
@@ -1507,6 +1592,46 @@ static void prefork_worker(struct server *s) {
   _exit(status);
 }
 
+/*
+ * Who holds the accept lock: a worker's pid, or 0 (none, or we cannot tell). The file
+ * lock's holder is fcntl's to say (F_GETLK). A robust mutex's word holds the thread id of
+ * its owner, by the kernel's robust-futex rules (a worker is one thread: its pid), and
+ * glibc keeps that word in __data.__lock.
+ */
+static pid_t accept_lock_holder(struct server *s) {
+  struct server_state *state = s->state;
+  if (s->accept_lock == ACCEPT_LOCK_FILE) {
+    struct flock probe = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(state->accept_lock_fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK)
+      return probe.l_pid;
+  }
+#ifdef __GLIBC__
+  if (s->accept_lock == ACCEPT_LOCK_MUTEX)
+    return __atomic_load_n(&state->shared_accept_lock->__data.__lock, __ATOMIC_RELAXED) &
+           FUTEX_TID_MASK;
+#endif
+  return 0;
+}
+
+/*
+ * A worker stopped (SIGSTOP) while it holds the accept lock stops them all: the others
+ * wait for the lock for as long as it stays stopped, and clients wait in the backlog.
+ * That is Stevens' design (serv03, serv04); a parent that sees it kills that worker,
+ * whose lock the kernel then frees, and service_actions starts another. waitid's
+ * WNOWAIT asks without taking the news: a worker that is continued is no longer seen
+ * as stopped. Without a lock, a stopped worker stops only itself, and is left alone.
+ */
+static void end_stopped_lock_holder(struct server *s) {
+  pid_t holder = accept_lock_holder(s);
+  siginfo_t info = {.si_pid = 0};
+  if (holder <= 0 || waitid(P_PID, (id_t)holder, &info, WSTOPPED | WNOHANG | WNOWAIT) < 0 ||
+      info.si_pid != holder)
+    return;
+  fprintf(stderr, "worker Process-%ld is stopped, holding the accept lock: killing it\n",
+          (long)holder);
+  kill(holder, SIGKILL);
+}
+
 /* The parent hears of a worker that ended while serving: a line on stderr. */
 static void worker_ended(struct server *s, pid_t pid, int status) {
   if (s->state->stopping)
@@ -1519,9 +1644,31 @@ static void worker_ended(struct server *s, pid_t pid, int status) {
             WEXITSTATUS(status));
 }
 
+/* fork() or pthread_create() failed with ERR: the machine is out of processes or
+ * threads. Say so, and try again only after a pause that doubles with each failure in a
+ * row, up to WORKER_BACKOFF_MAX_MS: a retry at every tick would take each process the
+ * machine frees, and fill stderr. */
+static void worker_start_failed(struct server *s, int err) {
+  struct server_state *state = s->state;
+  int ms = WORKER_BACKOFF_MS;
+  for (int i = 0; i < state->failed_starts && ms < WORKER_BACKOFF_MAX_MS; i++)
+    ms *= 2;
+  fprintf(stderr, "cannot start a worker: %s (trying again in %d ms)\n", strerror(err), ms);
+  state->starts_paused_until = now() + ms / 1000.0;
+  state->failed_starts++;
+}
+
+/* Whether service_actions may start the workers the pool lacks (see worker_start_failed). */
+static bool may_start_workers(struct server *s) {
+  return now() >= s->state->starts_paused_until;
+}
+
 void prefork_mixin_service_actions(struct server *s) {
   struct server_state *state = s->state;
+  end_stopped_lock_holder(s);
   reap_children(s, false, worker_ended);
+  if (!may_start_workers(s))
+    return;
   if (state->child_capacity < s->workers) {
     pid_t *pids = realloc(state->active_children, s->workers * sizeof *pids);
     if (pids == NULL) {
@@ -1535,17 +1682,18 @@ void prefork_mixin_service_actions(struct server *s) {
     fflush(NULL); /* or the child would print our buffered output again */
     pid_t pid = fork();
     if (pid < 0) {
-      fprintf(stderr, "cannot start a worker: %s (trying again in a moment)\n", strerror(errno));
+      worker_start_failed(s, errno);
       return;
     }
     if (pid == 0)
       prefork_worker(s);
     state->active_children[state->child_count++] = pid;
   }
+  state->failed_starts = 0;
 }
 
-/* Race-free: a worker blocked in accept(), or waiting for the lock held by one that is,
- * cannot miss the stop, for the shut-down listener fails every accept, then and later. */
+/* Race-free: a worker waiting in poll(), or for the lock held by one that is, cannot miss
+ * the stop, for the shut-down listener is readable and fails every accept, then and later. */
 void prefork_mixin_server_close(struct server *s) {
   struct server_state *state = s->state;
   state->stopping = true; /* the workers that end now are not replaced, nor reported */
@@ -1677,14 +1825,17 @@ void thread_pool_mixin_service_actions(struct server *s) {
       return;
     }
   }
+  if (!may_start_workers(s))
+    return;
   void *(*main)(void *) = s->accept_by == ACCEPT_BY_MAIN ? pool_worker_handed : pool_worker_accepting;
   while (server_thread_count(s) < s->workers) {
     int rc = start_worker(s, NULL, main);
     if (rc != 0) {
-      fprintf(stderr, "cannot start a worker: %s (trying again in a moment)\n", strerror(rc));
+      worker_start_failed(s, rc);
       return;
     }
   }
+  state->failed_starts = 0;
 }
 
 /* The idle workers wake (the pipe for those at accept, the condition for those waiting
@@ -1781,6 +1932,7 @@ struct server *server_new_unbound(enum server_kind kind, enum server_mode mode, 
   state->children_pipe[0] = state->children_pipe[1] = -1;
   state->idle_pipe[0] = state->idle_pipe[1] = -1;
   state->accept_lock_fd = -1;
+  state->unix_lock_fd = -1;
   pthread_mutex_init(&state->pool_accept_lock, NULL);
   pthread_cond_init(&state->handed_over, NULL);
   atomic_store(&state->owner_pid, getpid());

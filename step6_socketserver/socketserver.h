@@ -210,6 +210,10 @@ struct server {
   size_t workers;           /* prefork, pool: the processes or threads made at start (4) */
   enum server_accept_lock accept_lock; /* prefork, before activate (ACCEPT_LOCK_NONE) */
   enum server_accept_by accept_by;     /* pool (ACCEPT_BY_WORKERS) */
+  /* Beyond Python: forking, prefork. Called in the serving process with the wait status
+     of each child or worker it reaps, so that a program can clean up after one that was
+     killed (NULL: nothing to do). */
+  void (*child_ended)(struct server *s, pid_t pid, int status);
 
   struct server_state *state; /* private: the framework's own, defined in socketserver.c */
 };
@@ -222,8 +226,10 @@ struct server {
  * NULL with errno set if anything fails, having released everything (bpo-22435).
  * An empty host or path is refused (EINVAL): it would mean "every interface" or an
  * unreachable abstract name. A host that cannot be resolved gives EADDRNOTAVAIL, and
- * server_address_error() says why. A Unix path left by a server that died is taken over;
- * one a live server listens on is EADDRINUSE.
+ * server_address_error() says why. A Unix path is held with a lock on PATH.lock, a file
+ * beside it, for the server's life: a path another server holds is EADDRINUSE, and
+ * server_address_error() says so; one left by a server that died is taken over; one that
+ * another program listens on is EADDRINUSE.
  *
  * The first server of a process takes over its signals: SIGPIPE is ignored (as Python
  * does at start: a closed stdout or a gone client is an error to handle, not death), and
@@ -279,8 +285,9 @@ void server_close(struct server *s);
  * (threads of daemon_threads or block_on_close=false) is cut off and joined. */
 void server_free(struct server *s);
 
-/* Why the last server_new in this thread could not resolve its host ("" if it could):
- * the name lookup's own message, which errno cannot carry. */
+/* Why the last server_new in this thread failed, where errno cannot say it all ("" if
+ * not so): the name lookup's own message; a Unix path's lock file, or prefork's accept
+ * lock file, that could not be made or taken. */
 const char *server_address_error(void);
 
 int server_fileno(struct server *s);             /* ops.fileno */

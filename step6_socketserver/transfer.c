@@ -6,8 +6,9 @@
  * and nothing after it, each key once. A name is refused when it could leave the
  * folder or hide in it: empty, too long, with a slash, "..", a leading dot (so never one
  * of our temp files either), a NUL or another control byte. An upload is written to a
- * temp file made with O_EXCL, then renamed: a client that stops half-way leaves nothing,
- * and a server killed half-way leaves a temp file the next start removes (see "Temp
+ * temp file made with O_EXCL, then renamed: a client that stops half-way leaves nothing;
+ * a forking child or prefork worker killed half-way leaves a temp file its server removes
+ * as it reaps it, and a whole server killed, one the next start removes (see "Temp
  * files" below).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -26,6 +27,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { CHUNK = 65536, PATH_SIZE = 4096 };
@@ -132,10 +135,46 @@ static const char *parsed_problem(const cJSON *header, const char *end,
   return problem;
 }
 
+/* The monotonic clock, in milliseconds. */
+static long long now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * N bytes of a header into BUF, all by DEADLINE_MS (now_ms's clock; -1: no deadline).
+ * --timeout alone bounds each wait, and a client that sends a byte every 1.5 s under
+ * --timeout 2 would hold its worker for hours with one 8 KiB header (slowloris): so the
+ * whole header must come within --timeout. Returns as rfile_read; ETIMEDOUT when late.
+ */
+static ssize_t read_by(struct handler *h, void *buf, size_t n, long long deadline_ms) {
+  int idle_ms = h->rfile.timeout_ms;
+  size_t got = 0;
+  while (got < n) {
+    long long left = deadline_ms - now_ms();
+    if (deadline_ms >= 0 && left <= 0) {
+      h->rfile.timeout_ms = idle_ms;
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    if (deadline_ms >= 0 && (idle_ms < 0 || left < idle_ms))
+      h->rfile.timeout_ms = (int)left;
+    ssize_t k = rfile_read1(&h->rfile, (char *)buf + got, n - got);
+    h->rfile.timeout_ms = idle_ms;
+    if (k <= 0)
+      return k < 0 ? -1 : (ssize_t)got;
+    got += (size_t)k;
+  }
+  return (ssize_t)got;
+}
+
 cJSON *read_header(struct handler *h) {
   unsigned char length[4];
   char text[MAX_HEADER + 1];
-  ssize_t n = rfile_read(&h->rfile, length, sizeof length);
+  /* From the wait for its first byte: an idle client gets no more time than before. */
+  long long deadline = h->rfile.timeout_ms < 0 ? -1 : now_ms() + h->rfile.timeout_ms;
+  ssize_t n = read_by(h, length, sizeof length, deadline);
   if (n != sizeof length) {
     if (n < 0)
       session_failed(h, "recv");
@@ -149,7 +188,7 @@ cJSON *read_header(struct handler *h) {
     send_status(h, text, NULL, 0);
     return NULL;
   }
-  if ((n = rfile_read(&h->rfile, text, (size_t)len)) != len) {
+  if ((n = read_by(h, text, (size_t)len, deadline)) != len) {
     if (n < 0)
       session_failed(h, "recv");
     return NULL;
@@ -213,7 +252,8 @@ int folder_parse_option(int option, const char *value, void *data) {
  * receives it (the server, or its child in forking mode) holds an flock on that file
  * from its creation to its rename or unlink. A process that dies, even by SIGKILL or the
  * OOM killer, loses its locks with it, so a temp file that nobody holds locked is the
- * remains of a dead upload, and a start-up removes exactly those (remove_dead_uploads).
+ * remains of a dead upload, and a start-up, or the server reaping a child that did not
+ * end well, removes exactly those (remove_dead_uploads).
  * A live upload of another server in the same folder stays locked and is left alone;
  * a pid in the name could not say as much (pids are reused, and differ between pid
  * namespaces sharing a volume).
@@ -297,6 +337,13 @@ static int remove_dead_uploads(const char *dir) {
   }
   closedir(entries); /* and with it the folder's lock */
   return 0;
+}
+
+void folder_child_ended(struct server *s, pid_t pid, int status) {
+  (void)pid;
+  const struct folder *folder = ((const struct program *)s->user)->data;
+  if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) && remove_dead_uploads(folder->dir) < 0)
+    fprintf(stderr, "cannot clean %s: %s\n", folder->dir, strerror(errno));
 }
 
 int folder_prepare(const struct folder *folder) {

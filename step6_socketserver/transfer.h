@@ -21,9 +21,10 @@ enum { MAX_HEADER = 8192, MAX_NAME = 255 };
 /* ---- Frames ---------------------------------------------------------------------- */
 
 /* The next command's header, a JSON object the caller deletes; NULL when the session is
- * over (a frame that cannot be trusted gets an error status first: one Python's json
- * would refuse or read otherwise, i.e. not UTF-8, a control byte, bytes after the
- * object, a key twice). */
+ * over: end of stream, a header not whole within --timeout of the wait for it ("timed
+ * out", however often its bytes came), or a frame that cannot be trusted, which gets an
+ * error status first (one Python's json would refuse or read otherwise, i.e. not UTF-8,
+ * a control byte, bytes after the object, a key twice). */
 cJSON *read_header(struct handler *h);
 
 /* JSON as one frame, in one write; JSON is deleted. 0, or -1: the session is over. */
@@ -56,6 +57,11 @@ int folder_parse_option(int option, const char *value, void *folder);
  * folder; a write past `ulimit -f` then fails with EFBIG instead of killing the server.
  * 0, or -1 with a line on stderr. */
 int folder_prepare(const struct folder *folder);
+
+/* The server's child_ended: a child or prefork worker that ended otherwise than by its
+ * own exit 0 may have been killed mid-put; the temp files nobody holds are removed then,
+ * as folder_prepare does, not only at the next start. The folder is the program's data. */
+void folder_child_ended(struct server *s, pid_t pid, int status);
 
 /* Read SIZE bytes of body and store them as NAME, through a temp file renamed only once
  * whole. 0 when the body was read: REASON is then "" (stored) or why not (an unsafe name,

@@ -194,6 +194,33 @@ trickle_does_not_delay() {
   trickle_does_not_delay "$UPPER" --mode pool --workers 2 --accept-by workers
 }
 
+# slowloris MODE - ftpserver --mode MODE (a pool: prefork or pool) with 4 workers and --timeout 2: four clients send
+# a header one byte every 1.5 s, each wait shorter than the timeout. They hold every
+# worker, but only until the whole-header deadline (2 s): each is cut ("timed out"), and
+# a fifth client, waiting in the backlog meanwhile, is answered.
+slowloris() {
+  local up="$BATS_TEST_TMPDIR/up" i
+  start_server "$LAB/step6_socketserver/ftpserver" --dir "$up" --mode "$1" --workers 4 --timeout 2
+  for i in 1 2 3 4; do
+    in_background "slow$i" python3 "$MISBEHAVE" --port "$SERVER_PORT" trickle --frame \
+      --gap 1.5 --text '{"cmd":"put","filename":"slow","filesize":1}'
+  done
+  wait_until 10 log_count_is " connected$" 4 || fail "the four did not get the four workers"
+  printf 'fine' >"$BATS_TEST_TMPDIR/fine"
+  run timeout $((10 * DEADLINE_SCALE)) "$CLIENT" --port "$SERVER_PORT" put "$BATS_TEST_TMPDIR/fine"
+  assert_output '{"status":"ok","filename":"fine","filesize":4}'
+  wait_until 5 log_count_is " timed out$" 4
+  for i in 1 2 3 4; do
+    wait_until 10 output_of "slow$i" "^cut after [0-9]+ bytes$"
+    let_go "slow$i" || true # (it says so, with exit 1)
+  done
+  stop_server
+}
+
+@test "faults: ftpserver --mode prefork: four slowloris clients are cut at --timeout, a fifth is answered" {
+  slowloris prefork
+}
+
 # never_reads BIN ARGS... - a client sends megabytes and reads nothing: its own thread or
 # child blocks in send(), nobody else waits; when it hangs up (unread bytes: a reset),
 # that thread or child is gone and everything is back at its baseline.
@@ -260,14 +287,15 @@ backlog() {
 backlog_is() { [ "$(backlog)" = "$1" ]; }
 saturated_for() { [ $(($(now_ms) - SATURATED_AT)) -ge "$1" ] && [ "$(backlog)" -gt 0 ]; }
 
-# does_not_spin - over two seconds of saturation the server's CPU time grows by less
-# than 20% of the wall time: it waits, it does not retry accept() in a loop.
+# does_not_spin [STILL] - over two seconds of saturation the server's CPU time grows by
+# less than 20% of the wall time: it waits, it does not retry accept() in a loop. STILL MS
+# says the two seconds have passed and the trouble lasts (saturated_for by default).
 does_not_spin() {
-  local ticks0 ticks1 hz wall_ms cpu_ms
+  local ticks0 ticks1 hz wall_ms cpu_ms still=${1:-saturated_for}
   hz=$(getconf CLK_TCK)
   SATURATED_AT=$(now_ms)
   ticks0=$(cpu_ticks)
-  wait_until 10 saturated_for 2000 || fail "the backlog emptied while saturated"
+  wait_until 10 "$still" 2000 || fail "the trouble ended before two seconds"
   ticks1=$(cpu_ticks)
   wall_ms=$(($(now_ms) - SATURATED_AT))
   cpu_ms=$(((ticks1 - ticks0) * 1000 / hz))
@@ -304,13 +332,18 @@ emfile_survived() {
   start_server "$BASH" -c 'ulimit -n 32 && exec "$@"' limit "$@"
   keeper_answered
   saturated_by 40
-  # Descriptors free up: the server takes what waited, and the next client.
+  crowd_gone_all_served
+  stop_server
+}
+
+# crowd_gone_all_served - the holders hang up, descriptors free up: the server takes what
+# waited in its backlog, a newcomer, and the keeper again.
+crowd_gone_all_served() {
   let_go holders
   wait_until 10 backlog_is 0 || fail "clients still wait in the backlog: $(backlog)"
   round_trip "after the crowd"
   say keeper "still here"
   wait_until 5 output_of keeper "recv from server: STILL HERE"
-  stop_server
 }
 
 @test "faults: step 3: descriptor table full (ulimit -n 32): EMFILE logged, no spin, recovers" {
@@ -332,6 +365,57 @@ emfile_survived() {
 
 @test "faults: upper --mode pool --accept-by workers: descriptor table full (ulimit -n 32): EMFILE logged, no spin, recovers" {
   emfile_survived "$UPPER" --mode pool --workers 40 --accept-by workers
+}
+
+@test "faults: upper started with stdin and stderr closed: its EMFILE line does not stop it" {
+  # A server must keep descriptors 0 to 2 taken: else its self-pipe lands on them, and the
+  # first error line (which a crowd of clients can cause) is a stop request. Standard
+  # output stays open here, for the ready line.
+  start_server "$BASH" -c 'ulimit -n 24 && exec "$@" <&- 2>&-' limit "$UPPER"
+  keeper_answered
+  in_background holders python3 "$MISBEHAVE" --port "$SERVER_PORT" hold -c 40
+  wait_until 10 output_of holders "^connected 40$"
+  wait_until 10 eval '[ "$(backlog)" -gt 0 ]' || fail "the descriptor table never filled"
+  crowd_gone_all_served
+  stop_server
+}
+
+# ---------------------------------------------------------------------------------------
+# Out of processes: fork() and pthread_create() fail
+
+# out_of_processes MODE - upper --mode MODE --workers 4 runs with at most 3 tasks
+# (RLIMIT_NPROC counts the processes and threads of its user, and root is exempt, so it
+# runs as a user of its own that nothing else uses): 2 workers start, the third fails.
+# The server serves with the 2, says so, and tries again after pauses that double (0.5,
+# 1, 2 s): in two seconds 3 tries, where one each poll tick would be 5; it does not spin.
+# Given more room, it starts the missing workers.
+out_of_processes() {
+  MODE=$1
+  [ "$EUID" = 0 ] || skip "needs root, to run the server as a user of its own"
+  local as_user=(setpriv --reuid=$((200000 + BASHPID)) --regid=65534 --clear-groups)
+  start_server "${as_user[@]}" prlimit --nproc=3:64 "$UPPER" --mode "$MODE" --workers 4
+  wait_until 5 grep -q "cannot start a worker" "$SERVER_ERR" || fail "$MODE: no failure said"
+  does_not_spin two_seconds_passed
+  run grep "cannot start a worker" "$SERVER_ERR"
+  assert_line --index 0 "cannot start a worker: Resource temporarily unavailable (trying again in 500 ms)"
+  assert_line --index 1 --partial "(trying again in 1000 ms)"
+  [ "${#lines[@]}" -le 3 ] || fail "$MODE: ${#lines[@]} tries in two seconds: $output"
+  round_trip "served by two"
+  "${as_user[@]}" prlimit --pid "$SERVER_PID" --nproc=64:
+  wait_until 10 workers_are 4 || fail "$MODE: the missing workers never started"
+  stop_server
+}
+two_seconds_passed() { [ $(($(now_ms) - SATURATED_AT)) -ge "$1" ]; }
+workers_are() {
+  if [ "$MODE" = prefork ]; then children_are "$1"; else threads_are $(($1 + 1)); fi
+}
+
+@test "faults: upper --mode prefork: fork() fails (RLIMIT_NPROC): said, backs off, no spin, recovers" {
+  out_of_processes prefork
+}
+
+@test "faults: upper --mode pool: pthread_create() fails (RLIMIT_NPROC): said, backs off, no spin, recovers" {
+  out_of_processes pool
 }
 
 # lowest_free_fd [PID] - the lowest descriptor PID (the server) does not have open.
@@ -362,8 +446,7 @@ lowest_free_fd() {
 @test "faults: upper --mode prefork: descriptor table full (workers' limits lowered): EMFILE logged, no spin, recovers" {
   # A worker holds one client at a time, so clients alone never fill its table: each
   # worker's soft limit is lowered to what it holds, while one of them serves a client.
-  # The idle one sits in accept(), which took its descriptor before it began to wait:
-  # that accept succeeds (a round trip), the next fails.
+  # The idle one waits in poll(), and its next accept() fails.
   start_server "$UPPER" --mode prefork --workers 2
   keeper_answered
   local workers worker
@@ -371,16 +454,15 @@ lowest_free_fd() {
   for worker in $workers; do
     prlimit --pid "$worker" --nofile="$(lowest_free_fd "$worker"):"
   done
-  round_trip "the last descriptor"
   saturated_by 3
   for worker in $workers; do prlimit --pid "$worker" --nofile=1024:; done
   # The idle worker takes a holder; once the holders hang up, it serves the rest and a
   # newcomer.
-  wait_until 5 log_count_is " connected$" 3 || fail "no worker took a waiting client"
+  wait_until 5 log_count_is " connected$" 2 || fail "no worker took a waiting client"
   let_go holders
   round_trip "after the limit rose"
-  # the keeper, the last descriptor's client, the three that waited, the newcomer
-  wait_until 5 log_count_is " connected$" 6
+  # the keeper, the three that waited, the newcomer
+  wait_until 5 log_count_is " connected$" 5
   let_go keeper
   stop_server
 }
@@ -392,7 +474,6 @@ lowest_free_fd() {
   local worker
   worker=$(ps -o pid= --ppid "$SERVER_PID" | tr -d ' ')
   prlimit --pid "$worker" --nofile="$(lowest_free_fd "$worker"):"
-  round_trip "the last descriptor"
   in_background holder python3 "$MISBEHAVE" --port "$SERVER_PORT" hold -c 1
   wait_until 10 grep -q "Too many open files" "$SERVER_ERR" || fail "no EMFILE logged"
   kill -KILL "$SERVER_PID"

@@ -393,16 +393,44 @@ upload_under_way() {
   wait_until 5 compgen -G "$UP/.upload-*"
 }
 
-@test "ftpserver --mode forking: a child killed mid-upload leaves a temp file, which the next start removes" {
+@test "ftpserver --mode forking, prefork: a receiver killed mid-upload: its temp file goes when it is reaped" {
+  local mode
+  for mode in forking prefork; do
+    serve --mode "$mode"
+    upload_under_way 999999
+    # shellcheck disable=SC2046 # the pids, word-split on purpose
+    kill -KILL $(ps -o pid= --ppid "$SERVER_PID") # as the OOM killer would: no clean-up
+    wait_until 10 eval '[ -z "$(compgen -G "$UP/.upload-*")" ]' ||
+      fail "$mode: the temp file stayed: $(ls -A "$UP")"
+    exec {CONN}>&-
+    still_serving
+    stop_server
+    rm -f "$UP/fine"
+  done
+}
+
+@test "ftpserver --mode forking: a child killed mid-upload just before a stop leaves nothing" {
+  serve --mode forking
+  upload_under_way 999999
+  kill -KILL "$(ps -o pid= --ppid "$SERVER_PID")"
+  stop_server
+  exec {CONN}>&-
+  [ -z "$(ls -A "$UP")" ] || fail "left behind: $(ls -A "$UP")"
+}
+
+@test "ftpserver: a server killed mid-upload leaves a temp file, which the next start removes" {
   serve --mode forking
   upload_under_way 999999
   local child
   child=$(ps -o pid= --ppid "$SERVER_PID")
-  kill -KILL $child # as the OOM killer would: no clean-up of its own
-  wait_until 10 children_are 0
+  # Neither may clean up: the child would if it saw its parent go (the children's pipe
+  # ends) and the parent if it reaped the child, so the parent is stopped first.
+  kill -STOP "$SERVER_PID"
+  kill -KILL $child "$SERVER_PID"
+  wait_for_exit 10
+  wait_until 10 eval "! kill -0 $child 2>/dev/null" # its lock goes with it
   exec {CONN}>&-
   compgen -G "$UP/.upload-*" # left behind ...
-  stop_server
   : >"$UP/.keep" # not of the temp files' pattern: left alone
   : >"$UP/.upload-abc"
   serve

@@ -15,6 +15,7 @@
 load helpers
 
 STEP6="$LAB/step6_socketserver"
+UPPER="$STEP6/upper"
 WORKERS=3
 
 ALL_VARIANTS=("prefork --accept-lock none" "prefork --accept-lock file"
@@ -142,6 +143,100 @@ ask() {
   done
 }
 
+# ---- Prefork: a worker stopped with the accept lock ------------------------------------
+
+# the_idle_one - the one worker waiting in poll() for a client: with an accept lock, the
+# holder (the others wait in fcntl() or futex() for the lock). Its pid in IDLE.
+the_idle_one() {
+  local pid
+  IDLE=
+  for pid in $(workers_pids); do
+    if grep -qE "^$SYS_POLL " "/proc/$pid/syscall" 2>/dev/null; then
+      [ -z "$IDLE" ] || return 1
+      IDLE=$pid
+    fi
+  done
+  [ -n "$IDLE" ]
+}
+
+@test "prefork: a worker stopped while it holds the accept lock is killed and replaced; one stopped otherwise is left alone" {
+  need_syscall_numbers
+  local lock
+  for lock in file mutex; do
+    start_variant "prefork --accept-lock $lock"
+    wait_until 5 the_idle_one || fail "$lock: no one worker in poll(): $(workers_pids)"
+    kill -STOP "$IDLE"
+    wait_until 5 grep -q "^worker Process-$IDLE is stopped, holding the accept lock: killing it$" \
+      "$SERVER_ERR" || fail "$lock: the stopped holder was not seen: $(cat "$SERVER_ERR")"
+    round_trip "served meanwhile"
+    wait_until 5 none_alive "$IDLE" || fail "$lock: the stopped holder is still there"
+    wait_until 5 workers_are "$WORKERS"
+    stop_server
+  done
+  # A worker stopped while it serves a client holds up that client alone: left alone.
+  start_variant "prefork --accept-lock mutex" "$STEP6/threadname"
+  connect a
+  ask a "before"
+  local busy=${ANSWER%%: *}
+  kill -STOP "${busy#Process-}"
+  connect b
+  ask b "meanwhile"
+  [[ $ANSWER == Process-*": meanwhile" ]] || fail "the others did not serve: '$ANSWER'"
+  kill -CONT "${busy#Process-}"
+  ask a "after"
+  [ "$ANSWER" = "$busy: after" ] || fail "the stopped worker's client got '$ANSWER'"
+  exec {a}>&- {b}>&-
+  stop_server
+  no_errors
+  # Without a lock, a stopped worker holds nobody up, and is left alone.
+  start_variant "prefork --accept-lock none"
+  local stopped
+  stopped=$(workers_pids | head -n 1)
+  kill -STOP "$stopped"
+  chats_answered a b
+  kill -CONT "$stopped"
+  for name in a b; do let_go "$name"; done
+  stop_server
+  no_errors
+}
+
+# parent_killed ARGS... - upper --mode prefork ARGS (--workers 3) is served, then its
+# parent is SIGKILLed: every worker ends within the deadline (the children's pipe, its
+# end in the parent closed by the kernel, wakes them), and a new server binds the address.
+parent_killed() {
+  start_variant "prefork $*"
+  local workers port=(--port "$SERVER_PORT") address=(--port "$SERVER_PORT")
+  [[ " $* " != *" --unix "* ]] || port=() address=(--unix "$SERVER_ADDR")
+  run timeout $((5 * DEADLINE_SCALE)) "$CLIENT" "${address[@]}" chat <<<"before"
+  assert_output "recv from server: BEFORE"
+  workers=$(workers_pids)
+  kill -KILL "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+  # shellcheck disable=SC2086 # the pids, word-split on purpose
+  wait_until 5 none_alive $workers || {
+    ps -o pid,stat,wchan:20,args -p "${workers//$'\n'/,}" >&2
+    kill -KILL $workers
+    fail "$*: workers outlived their parent"
+  }
+  start_server "$UPPER" --mode prefork "$@" "${port[@]}"
+  run timeout $((5 * DEADLINE_SCALE)) "$CLIENT" "${address[@]}" chat <<<"after"
+  assert_output "recv from server: AFTER"
+  stop_server
+}
+none_alive() {
+  local pid
+  for pid in "$@"; do ! kill -0 "$pid" 2>/dev/null || return 1; done
+}
+
+@test "prefork: a SIGKILLed parent's workers end, with every accept lock and on --unix; a restart binds" {
+  local lock
+  for lock in none file mutex; do
+    parent_killed --accept-lock "$lock"
+  done
+  parent_killed --unix "$BATS_TEST_TMPDIR/prefork.sock"
+}
+
 # ---- Names ----------------------------------------------------------------------------
 
 @test "threadname: pool workers are Thread-1 to Thread-3, and a 4th client gets one of them" {
@@ -206,6 +301,36 @@ ask() {
   stop_server
 }
 
+# ---- The log, written by many processes --------------------------------------------------
+
+# log_lines_whole - every line of the log is one of the server's lines, from its start: a
+# line written in pieces would be cut into by another process's, and leave one line with
+# two starts and one that begins with a client's bytes.
+log_lines_whole() {
+  local start='127\.0\.0\.1:[0-9]+ (connected|disconnected|wrote: )'
+  # (bytes, not characters: a client's bytes are no UTF-8)
+  run env LC_ALL=C grep -avcE "^(serving on |$start)" "$SERVER_LOG"
+  assert_output 0
+  run env LC_ALL=C grep -acE ".$start" "$SERVER_LOG"
+  assert_output 0
+}
+
+@test "forking and prefork: long messages from 16 clients at once, every log line whole" {
+  protocol_only
+  local mode
+  for mode in "forking" "prefork --workers 16"; do
+    # shellcheck disable=SC2086 # the mode is its options, word-split on purpose
+    start_server "$UPPER" --mode $mode
+    run client bench -c 16 -n 10 -s 12000
+    assert_success
+    stop_server
+    log_lines_whole
+    assert_equal "$(log_count " connected$")" 16
+    run env LC_ALL=C grep -acE " wrote: .*\[\.\.\. [0-9]+ more bytes\]$" "$SERVER_LOG"
+    [ "$output" -gt 0 ] || fail "$mode: no line was cut"
+  done
+}
+
 # ---- Every program, and a Unix socket --------------------------------------------------
 
 @test "pools: callcenter, ftpserver and upper on a Unix socket serve in both mix-ins" {
@@ -242,11 +367,18 @@ refused() {
   [[ "$stderr" == *"upper: "*"usage: "* ]] || fail "$*: $stderr"
 }
 
+@test "prefork: an accept lock file that cannot be made is said as such, not as 'cannot bind'" {
+  local dir="$BATS_TEST_TMPDIR/missing"
+  run --separate-stderr env TMPDIR="$dir" "$STEP6/upper" --mode prefork --accept-lock file --port 0
+  assert_equal "$status" 1
+  assert_equal "$stderr" "cannot make the accept lock file in $dir: No such file or directory"
+}
+
 @test "pools: --help names the modes and options; bad values and misfits are usage errors" {
   run "$STEP6/upper" --help
   assert_success
   for word in "prefork" "pool" "--workers N" "--accept-lock LOCK" "--accept-by WHO" \
-    "--log-worker" "not with --udp"; do
+    "--log-worker" "not with --udp" "most 256"; do
     assert_output --partial -- "$word"
   done
   while read -r line; do
@@ -261,6 +393,8 @@ refused() {
 --mode prefork --workers 0
 --mode pool --workers 1x
 --mode pool --workers -1
+--mode prefork --workers 257
+--mode pool --workers 1000000
 --mode prefork --accept-lock semaphore
 --mode pool --accept-by nobody
 --mode pools

@@ -80,6 +80,29 @@ not_serving() {
   [ ! -e "$path" ] || fail "the socket file was left behind"
 }
 
+# answers ARGS... - like upper_round_trip, a condition to wait for, not an assertion.
+answers() {
+  [ "$(printf 'hello\n' | timeout $((5 * DEADLINE_SCALE)) "$CLIENT" "$@" chat 2>/dev/null)" = \
+    "recv from server: HELLO" ]
+}
+
+@test "a server started with stdout and stderr closed (>&- 2>&-): its first error line does not stop it" {
+  # Its descriptors 0 to 2 stay taken: else its self-pipe would be 1 and 2, and the line
+  # about a dead worker, written to 2, a stop request.
+  local path="$BATS_TEST_TMPDIR/closed.sock" worker
+  valgrind_runner
+  "${RUNNER[@]}" "$UPPER" --mode prefork --workers 2 --unix "$path" </dev/null >&- 2>&- 3>&- &
+  SERVER_PID=$! SERVER_NAME="upper --mode prefork (stdout and stderr closed)"
+  wait_until 10 answers --unix "$path"
+  worker=$(ps -o pid= --ppid "$SERVER_PID" | head -n 1)
+  kill -KILL $worker # "worker Process-N killed by signal 9: starting another", on stderr
+  wait_until 10 eval "[ \"\$(ps -o pid= --ppid $SERVER_PID | grep -cvw $worker)\" = 2 ]" ||
+    fail "the worker was not replaced"
+  upper_round_trip --unix "$path"
+  stop_server
+  [ ! -e "$path" ] || fail "the socket file was left behind"
+}
+
 # ---- 2. A stop signal to one forking child ends its session only -------------------------
 
 @test "SIGTERM to one forking child ends that session, not the server" {
@@ -170,27 +193,60 @@ more_sigterms() {
   local path="$BATS_TEST_TMPDIR/upper.sock"
   start_server "$UPPER" --unix "$path"
   not_serving "$UPPER" --unix "$path"
-  [[ "$REFUSAL" == *"Address already in use"* ]] || fail "$REFUSAL"
+  assert_equal "$REFUSAL" "cannot lock $path.lock: another server serves on $path"
   upper_round_trip --unix "$path"
   stop_server
+  [ ! -e "$path" ] && [ ! -e "$path.lock" ] || fail "left behind: $(ls "$BATS_TEST_TMPDIR")"
 }
 
-@test "an old server's stop leaves alone a path a newer server bound after rm -f" {
+# pair_at_once I - two servers started at once on one Unix path: one serves, the other
+# exits 1 saying another server holds the path. The one serving stops with exit 0 and
+# removes the path and its lock file.
+pair_at_once() {
+  local path="$BATS_TEST_TMPDIR/pair.sock" d="$BATS_TEST_TMPDIR/pair$1" pid=() ran served=-1 status
+  mkdir "$d" # the pair's own output files: a redirection in the background empties a reused one late
+  for ran in 0 1; do
+    "$UPPER" --unix "$path" </dev/null >"$d/$ran.out" 2>"$d/$ran.err" 3>&- &
+    pid[ran]=$!
+  done
+  for ran in 0 1; do
+    wait_until 10 eval "grep -q '^serving on' '$d/$ran.out' || ! kill -0 ${pid[ran]} 2>/dev/null"
+    ! grep -q '^serving on' "$d/$ran.out" || { [ "$served" = -1 ] || fail "pair $1: both serve"; served=$ran; }
+  done
+  [ "$served" != -1 ] || fail "pair $1: neither serves: $(cat "$d"/*.err)"
+  SERVER_PID=${pid[served]} SERVER_NAME="pair $1"
+  local refused=$((1 - served))
+  status=0 && wait "${pid[refused]}" || status=$?
+  [ "$status" = 1 ] || fail "pair $1: the other one's exit $status"
+  assert_equal "$(cat "$d/$refused.err")" "cannot lock $path.lock: another server serves on $path"
+  upper_round_trip --unix "$path"
+  stop_server
+  [ ! -e "$path" ] && [ ! -e "$path.lock" ] || fail "pair $1: left behind: $(ls -A "$BATS_TEST_TMPDIR")"
+}
+
+@test "two servers started at once on one Unix path, 100 times: one serves, the other says why" {
+  protocol_only
+  local pair
+  for pair in {1..100}; do pair_at_once "$pair"; done
+}
+
+@test "after rm -f of its path, a newer server is refused; another program's socket there is left alone" {
   local path="$BATS_TEST_TMPDIR/upper.sock" old_pid old_valgrind_log
   start_server "$UPPER" --unix "$path"
   old_pid=$SERVER_PID old_valgrind_log=$VALGRIND_LOG
   rm -f "$path"
-  # The newer server: its files are apart from the old one's.
-  mkdir "$BATS_TEST_TMPDIR/new"
-  BATS_TEST_TMPDIR="$BATS_TEST_TMPDIR/new" start_server "$UPPER" --unix "$path"
-  local new_pid=$SERVER_PID new_valgrind_log=$VALGRIND_LOG
+  # A newer server of ours is refused while the old one holds the lock file ...
+  not_serving "$UPPER" --unix "$path"
+  # ... which the old one removes as it stops.
   SERVER_PID=$old_pid VALGRIND_LOG=$old_valgrind_log
   stop_server
-  [ -S "$path" ] || fail "the old server removed the newer one's socket"
-  upper_round_trip --unix "$path"
-  SERVER_PID=$new_pid VALGRIND_LOG=$new_valgrind_log
+  [ ! -e "$path.lock" ] || fail "the old server left its lock file"
+  # Another program's socket, bound after the rm -f, is no business of the old server's.
+  start_server "$UPPER" --unix "$path"
+  rm -f "$path"
+  python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$path"
   stop_server
-  [ ! -e "$path" ]
+  [ -S "$path" ] || fail "the server removed another program's socket"
 }
 
 @test "--unix '' is refused, not bound to an unreachable abstract name" {

@@ -9,7 +9,8 @@ at a time, flushed at once.
   crowd     open N connections, then ROUNDS of one message on each, all in flight at
             once; check every reply; hold them open until stdin ends
   flood     send BYTES without ever reading; say when the server stops taking them
-  trickle   send TEXT one byte per GAP seconds, then half-close and print the reply
+  trickle   send TEXT one byte per GAP seconds, then half-close and print the reply;
+            --frame sends it as a file-server frame (its length first)
   halfclose send stdin (or BYTES of a pattern), half-close, print every reply byte
   reset     send BYTES without reading, then reset the connection (SO_LINGER 0); with
             --half-close, half-close before the reset
@@ -135,8 +136,14 @@ def trickle(args):
     """One byte, a pause, the next byte: a client that sends very slowly."""
     sock = connect(args)
     text = args.text.encode()
+    if args.frame:  # as the file server reads it: the length first
+        text = struct.pack("<i", len(text)) + text
     for i, byte in enumerate(text):
-        sock.sendall(bytes([byte]))
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:  # the server has closed the connection
+            say("cut after %d bytes" % i)
+            return 1
         if i == 0:
             say("trickling")
         if i + 1 < len(text):
@@ -285,6 +292,7 @@ def main():
     p = sub.add_parser("trickle", help="send TEXT one byte per GAP seconds")
     p.add_argument("--text", default="slowly, one byte at a time\n")
     p.add_argument("--gap", type=float, default=0.1)
+    p.add_argument("--frame", action="store_true", help="a file-server frame: length, TEXT")
     p = sub.add_parser("halfclose", help="send, half-close, read every reply")
     p.add_argument("--bytes", type=int)
     p.add_argument("--narrow", action="store_true")
