@@ -551,14 +551,19 @@ int base_server_handle_request_noblock(struct server *s) {
   return verify_and_process(s, req);
 }
 
-/* Whether the serving thread accepts now: not in a prefork parent nor where pool workers
- * accept; where the pool's main thread accepts, only while a worker is idle. The pool's
- * idle pipe is drained first, so a worker that becomes idle after the look writes a byte
- * the wait sees. */
+/* Whether the serving thread accepts now, as the mix-in says: a prefork parent never
+ * does, nor a pool whose workers accept; one whose main thread accepts, only while a
+ * worker is idle. */
 static bool serving_thread_accepts(struct server *s) {
-  if (s->mode == SERVER_PREFORK || (s->mode == SERVER_POOL && s->accept_by == ACCEPT_BY_WORKERS))
-    return false;
-  return s->mode != SERVER_POOL || pool_has_idle_worker(s);
+  const struct mixin *mixin = mixins[s->mode];
+  return mixin == NULL || mixin->serving_thread_accepts == NULL || mixin->serving_thread_accepts(s);
+}
+
+/* Besides the self-pipe and the listener, what ends serve_forever's wait: a pool's idle
+ * pipe, where the main thread accepts. */
+static int mixin_wake_fd(struct server *s) {
+  const struct mixin *mixin = mixins[s->mode];
+  return mixin == NULL || mixin->wake_fd == NULL ? -1 : mixin->wake_fd(s);
 }
 
 /*
@@ -576,7 +581,7 @@ static int wait_for_request(struct server *s, struct pollfd fds[3], int timeout_
   bool accepting = serving_thread_accepts(s);
   fds[0] = (struct pollfd){.fd = watch_pipe ? s->state->wake_pipe[0] : -1, .events = POLLIN};
   fds[1] = (struct pollfd){.fd = paused || !accepting ? -1 : s->ops.fileno(s), .events = POLLIN};
-  fds[2] = (struct pollfd){.fd = pool_idle_fd(s), .events = POLLIN};
+  fds[2] = (struct pollfd){.fd = mixin_wake_fd(s), .events = POLLIN};
   int n = poll(fds, 3, timeout_ms); /* poll() ignores negative fds */
   if (n < 0)
     fds[0].revents = fds[1].revents = fds[2].revents = 0; /* EINTR: the caller looks at its flag */
@@ -741,13 +746,11 @@ void server_free(struct server *s) {
     return;
   struct server_state *state = s->state;
   s->ops.server_close(s);
-  cut_connections(s); /* threads server_close did not wait for: memory goes away now */
-  join_workers(s, true);
-  release_signals(s); /* last: a stop signal during the clean-up is not the default's */
-  close_pipes(s);
   const struct mixin *mixin = mixins[s->mode];
   if (mixin != NULL && mixin->free != NULL)
-    mixin->free(s);
+    mixin->free(s); /* threads server_close did not wait for are cut and joined here */
+  release_signals(s); /* last: a stop signal during the clean-up is not the default's */
+  close_pipes(s);
   pthread_mutex_destroy(&state->lock);
   pthread_cond_destroy(&state->changed);
   free(state->packet_buffer);

@@ -59,6 +59,8 @@ static void thread_pool_mixin_free(struct server *s) {
   struct pool_state *pool = pool_of(s);
   if (pool == NULL)
     return;
+  cut_connections(s); /* done already, unless server_close never ran to its end */
+  join_workers(s, true);
   close_fd(&pool->idle_pipe[0]);
   close_fd(&pool->idle_pipe[1]);
   pthread_mutex_destroy(&pool->accept_lock);
@@ -67,17 +69,24 @@ static void thread_pool_mixin_free(struct server *s) {
   free(pool);
 }
 
+static bool main_thread_accepts(struct server *s);
+static int idle_pipe_fd(struct server *s);
+
 const struct mixin thread_pool_mixin = {
     .methods = &thread_pool_mixin_methods,
     .open = thread_pool_mixin_open,
     .free = thread_pool_mixin_free,
+    .serving_thread_accepts = main_thread_accepts,
+    .wake_fd = idle_pipe_fd,
 };
 
-/* serve_forever, where the main thread accepts: whether a worker is idle. The idle pipe
- * is drained first, so a worker that becomes idle after the look writes a byte the wait
- * (on pool_idle_fd) sees. */
-bool pool_has_idle_worker(struct server *s) {
+/* serve_forever accepts only where the main thread does (serv08), and only while a
+ * worker is idle. The idle pipe is drained first, so a worker that becomes idle after
+ * the look writes a byte the wait (on idle_pipe_fd) sees. */
+static bool main_thread_accepts(struct server *s) {
   struct pool_state *pool = pool_of(s);
+  if (s->accept_by != ACCEPT_BY_MAIN)
+    return false;
   char drain[64];
   while (read(pool->idle_pipe[0], drain, sizeof drain) > 0)
     continue;
@@ -87,8 +96,8 @@ bool pool_has_idle_worker(struct server *s) {
   return idle;
 }
 
-int pool_idle_fd(struct server *s) {
-  return s->mode == SERVER_POOL && pool_of(s) != NULL ? pool_of(s)->idle_pipe[0] : -1;
+static int idle_pipe_fd(struct server *s) {
+  return pool_of(s) != NULL ? pool_of(s)->idle_pipe[0] : -1;
 }
 
 /* Take REQ's connection on as W's, unless the pool is stopping; under the lock, so a

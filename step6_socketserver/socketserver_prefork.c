@@ -65,10 +65,17 @@ static void prefork_mixin_free(struct server *s) {
   free(prefork);
 }
 
+/* The parent only starts and reaps workers: they accept. */
+static bool parent_accepts(struct server *s) {
+  (void)s;
+  return false;
+}
+
 const struct mixin prefork_mixin = {
     .methods = &prefork_mixin_methods,
     .open = prefork_mixin_open,
     .free = prefork_mixin_free,
+    .serving_thread_accepts = parent_accepts,
 };
 
 /* The lock a worker takes before accept(); 0, or -1 with errno set. */

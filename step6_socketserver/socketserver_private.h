@@ -18,13 +18,18 @@ enum { ACCEPT_BACKOFF_MS = 100 }; /* how long to leave the listener alone after 
 /*
  * A mix-in, as its file defines it: the methods its class body holds (see "The classes,
  * as data" in socketserver.c), and its own state, which only its file knows. open makes
- * that state (and the mix-in's descriptors) in server_new; free releases it at the end of
- * server_free, once server_close has run. Either may be NULL: nothing to make.
+ * that state (and the mix-in's descriptors) in server_new; free, in server_free once
+ * server_close has run, ends what server_close left running and releases the state. The
+ * pools answer serve_forever's two questions: whether the serving thread accepts now, and
+ * which descriptor (or -1) also ends its wait. Each may be NULL: nothing to do, always
+ * accepts, no descriptor.
  */
 struct mixin {
   const struct server_ops *methods;
-  int (*open)(struct server *s);  /* 0, or -1 with errno set */
+  int (*open)(struct server *s); /* 0, or -1 with errno set */
   void (*free)(struct server *s);
+  bool (*serving_thread_accepts)(struct server *s);
+  int (*wake_fd)(struct server *s);
 };
 
 extern const struct mixin threading_mixin;   /* socketserver_threading.c */
@@ -113,7 +118,6 @@ struct thread_registry {
 };
 
 extern _Thread_local char thread_name[24]; /* "Thread-N", "Process-PID"; "" in the main one */
-struct thread_registry *thread_registry_of(struct server *s); /* NULL: no threads */
 void join_workers(struct server *s, bool all);
 void cut_connections(struct server *s);
 void become_worker(struct worker *w);
@@ -130,10 +134,5 @@ struct children *children_of(struct server *s); /* NULL: no children */
 void reap_children(struct server *s, bool blocking, void (*ended)(struct server *, pid_t, int));
 void end_children(struct server *s);
 void let_go_of_parent(struct server *s); /* a new child: drop what is the parent's */
-
-/* ---- socketserver_pool.c: what serve_forever asks of the pool -------------------------- */
-
-bool pool_has_idle_worker(struct server *s); /* main accepts: only while one is idle */
-int pool_idle_fd(struct server *s);          /* readable when a worker becomes idle; or -1 */
 
 #endif

@@ -31,7 +31,13 @@ static int threading_mixin_open(struct server *s) {
   return s->state->mixin == NULL ? -1 : 0;
 }
 
-static void threading_mixin_free(struct server *s) { free(s->state->mixin); }
+/* Threads server_close did not wait for (daemon_threads, or no block_on_close) are cut
+ * off and joined now: their memory goes away with the server. */
+static void threading_mixin_free(struct server *s) {
+  cut_connections(s);
+  join_workers(s, true);
+  free(s->state->mixin);
+}
 
 const struct mixin threading_mixin = {
     .methods = &threading_mixin_methods,
@@ -40,7 +46,7 @@ const struct mixin threading_mixin = {
 };
 
 /* The registry: the threading mix-in's state, and the first field of the pool's. */
-struct thread_registry *thread_registry_of(struct server *s) {
+static struct thread_registry *thread_registry_of(struct server *s) {
   if (s->mode != SERVER_THREADING && s->mode != SERVER_POOL)
     return NULL;
   return s->state->mixin;
