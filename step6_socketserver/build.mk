@@ -26,6 +26,8 @@ STEP6_UNIT_TESTS := $(STEP6_DIR)/test_socketserver
 STEP6_TSAN_TESTS := $(STEP6_DIR)/test_socketserver_tsan
 STEP6_HEADERS := $(STEP6_DIR)/socketserver.h
 STEP6_PRIVATE_HEADER := $(STEP6_DIR)/socketserver_private.h
+# <linux/futex.h>: the prefork reads who holds its robust mutex (socketserver_prefork.c).
+STEP6_PACKAGES += linux-libc-dev
 STEP6_VALGRIND := valgrind -q --vgdb=no --leak-check=full --errors-for-leak-kinds=definite,indirect \
                   --error-exitcode=99 --track-fds=yes --trace-children=yes
 
