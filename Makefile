@@ -60,19 +60,14 @@ DEMOS := $(patsubst tests/demo/%.sh,%,$(sort $(wildcard tests/demo/step[1-6].sh)
 # Every suite runs once as it is, then the servers' suites again under memcheck, then
 # the thread checker over the threads the lab writes itself and the step-6 programs whose
 # handlers share more than the framework does (cJSON, thread names); the framework's own
-# threading is ThreadSanitizer's, in make tsan. tests/run_passes runs them all from one
-# queue, so each list names its heaviest suites first: the longest start first, and the
-# short ones fill the end.
-HEAVY_SUITES := tests/exercises.bats tests/faults.bats tests/contract.bats \
-  tests/step6_pools.bats tests/stop.bats tests/step6_ftpserver.bats tests/tutorial.bats
-SUITES := $(HEAVY_SUITES) $(filter-out $(HEAVY_SUITES),$(sort $(wildcard tests/*.bats)))
-VALGRIND_SUITES := tests/stop.bats tests/contract.bats tests/step6_ftpserver.bats \
-  tests/step6_upper.bats tests/step5.bats tests/step6_pools.bats tests/step4.bats \
-  tests/step6_stop.bats tests/faults_sigterm.bats tests/step6_defences.bats tests/step3.bats \
-  tests/step6_seeds.bats tests/step6_callcenter.bats tests/step2.bats tests/step1.bats \
-  tests/step6_threadname.bats
-HELGRIND_SUITES := tests/step6_ftpserver.bats tests/step6_pools.bats tests/step4.bats \
-  tests/step6_threadname.bats
+# threading is ThreadSanitizer's, in make tsan. Each suite names the passes it joins in
+# its top lines (`# passes: plain memcheck:16`), with its weight in each: tests/run_passes
+# runs them all from one queue, so tests/suites lists each pass's heaviest first, the
+# longest start first, and the short ones fill the end.
+SUITE_FILES := $(sort $(wildcard tests/*.bats))
+SUITES := $(shell tests/suites plain $(SUITE_FILES))
+VALGRIND_SUITES := $(shell tests/suites memcheck $(SUITE_FILES))
+HELGRIND_SUITES := $(shell tests/suites helgrind $(SUITE_FILES))
 
 CHECK_STEPS := $(addprefix check-,$(DEMOS))
 

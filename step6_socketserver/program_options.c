@@ -96,6 +96,18 @@ static int parse_network(const char *text, struct program_network *net);
 static void collect_options(const struct program *p, struct option *all);
 static void keep_standard_descriptors(void);
 
+/* Which of the options that fit some modes only were given: what check_options_fit
+ * holds against the mode. */
+struct given {
+  bool max_children, workers, accept_lock, accept_by;
+};
+
+static bool take_pool_option(struct program *p, int c, const char *option, struct given *given);
+static void take_option(struct program *p, int c, const char *option);
+static void check_options_fit(const struct program *p, const struct given *given);
+
+/* The parsing: the defaults, then each option, each value checked as it comes; then the
+ * check that the options fit together. */
 void program_parse(struct program *p, int argc, char **argv) {
   keep_standard_descriptors();
   setvbuf(stdout, NULL, _IOLBF, 0); /* one log line at a time, even into a pipe */
@@ -105,105 +117,124 @@ void program_parse(struct program *p, int argc, char **argv) {
   p->mode = SERVER_THREADING;
   p->max_children = 40; /* Python's ForkingMixIn.max_children */
   p->workers = 4;
-  bool max_children_given = false, workers_given = false, lock_given = false, by_given = false;
+  struct given given = {0};
   struct option all[MAX_OPTIONS];
   collect_options(p, all);
   int c, index = -1;
   while ((c = getopt_long(argc, argv, "H:p:h", all, &index)) != -1) {
     const char *option = index >= 0 ? all[index].name : (c == 'p' ? "port" : "host");
-    switch (c) {
-    case 'H':
-      /* An empty host would be every interface to getaddrinfo: never by accident (an
-         unset $HOST), only by naming 0.0.0.0 or ::. */
-      if (optarg[0] == '\0')
-        bad_value(p, option, optarg, "an address or a host name is needed");
-      p->host = optarg;
-      break;
-    case 'p':
-      if (program_parse_whole(optarg, 0, 65535) < 0)
-        bad_value(p, option, optarg, "a port is a decimal number from 0 to 65535");
-      p->port = optarg;
-      break;
-    case OPT_MODE:
-      if (parse_mode(optarg, &p->mode) < 0)
-        bad_value(p, option, optarg, NULL);
-      break;
-    case OPT_MAX_CHILDREN:
-      p->max_children = parse_count(p, option, optarg);
-      max_children_given = true;
-      break;
-    case OPT_WORKERS: {
-      long long workers = program_parse_whole(optarg, 1, PROGRAM_MAX_WORKERS);
-      if (workers < 0)
-        bad_value(p, option, optarg, "a decimal number from 1 to " PROGRAM_MAX_WORKERS_TEXT);
-      p->workers = (size_t)workers;
-      workers_given = true;
-      break;
-    }
-    case OPT_ACCEPT_LOCK: {
-      static const char *const locks[] = {[ACCEPT_LOCK_NONE] = "none", [ACCEPT_LOCK_FILE] = "file",
-                                          [ACCEPT_LOCK_MUTEX] = "mutex"};
-      int lock = parse_name(optarg, locks, sizeof locks / sizeof locks[0]);
-      if (lock < 0)
-        bad_value(p, option, optarg, "none, file or mutex");
-      p->accept_lock = (enum server_accept_lock)lock;
-      lock_given = true;
-      break;
-    }
-    case OPT_ACCEPT_BY: {
-      static const char *const whos[] = {[ACCEPT_BY_WORKERS] = "workers", [ACCEPT_BY_MAIN] = "main"};
-      int by = parse_name(optarg, whos, sizeof whos / sizeof whos[0]);
-      if (by < 0)
-        bad_value(p, option, optarg, "workers or main");
-      p->accept_by = (enum server_accept_by)by;
-      by_given = true;
-      break;
-    }
-    case OPT_LOG_WORKER:
-      p->log_worker = true;
-      break;
-    case OPT_TIMEOUT:
-      if ((p->timeout = parse_seconds(optarg)) < 0)
-        bad_value(p, option, optarg,
-                  p->timeout == -2 ? MIN_SECONDS_TEXT
-                                   : "decimal seconds, at most 86400 (a day)");
-      break;
-    case OPT_MAX_CLIENTS:
-      p->max_clients = parse_count(p, option, optarg);
-      break;
-    case OPT_ALLOW:
-      if (p->allow_count == PROGRAM_MAX_ALLOW) {
-        char why[64];
-        snprintf(why, sizeof why, "at most %d networks are allowed", PROGRAM_MAX_ALLOW);
-        bad_value(p, option, optarg, why);
-      }
-      if (parse_network(optarg, &p->allow[p->allow_count]) < 0)
-        bad_value(p, option, optarg, NULL);
-      p->allow_count++;
-      break;
-    case OPT_UDP:
-      p->udp = true;
-      break;
-    case OPT_UNIX:
-      if (optarg[0] == '\0')
-        bad_value(p, option, optarg, "a path is needed");
-      p->unix_path = optarg;
-      break;
-    case 'h':
-      usage(p, stdout, 0);
-      break;
-    default:
-      if (c < PROGRAM_OPTION) /* getopt_long has already named the bad option */
-        usage(p, stderr, 2);
-      if (p->parse_option(c, optarg, p->data) < 0)
-        bad_value(p, option, optarg, NULL);
-    }
+    if (!take_pool_option(p, c, option, &given))
+      take_option(p, c, option);
     index = -1;
   }
   if (optind < argc) {
     fprintf(stderr, "%s: unexpected argument: %s\n", p->name, argv[optind]);
     usage(p, stderr, 2);
   }
+  check_options_fit(p, &given);
+}
+
+/* The options of forking and the pools; false: C is none of them. */
+static bool take_pool_option(struct program *p, int c, const char *option, struct given *given) {
+  switch (c) {
+  case OPT_MAX_CHILDREN:
+    p->max_children = parse_count(p, option, optarg);
+    given->max_children = true;
+    return true;
+  case OPT_WORKERS: {
+    long long workers = program_parse_whole(optarg, 1, PROGRAM_MAX_WORKERS);
+    if (workers < 0)
+      bad_value(p, option, optarg, "a decimal number from 1 to " PROGRAM_MAX_WORKERS_TEXT);
+    p->workers = (size_t)workers;
+    given->workers = true;
+    return true;
+  }
+  case OPT_ACCEPT_LOCK: {
+    static const char *const locks[] = {[ACCEPT_LOCK_NONE] = "none", [ACCEPT_LOCK_FILE] = "file",
+                                        [ACCEPT_LOCK_MUTEX] = "mutex"};
+    int lock = parse_name(optarg, locks, sizeof locks / sizeof locks[0]);
+    if (lock < 0)
+      bad_value(p, option, optarg, "none, file or mutex");
+    p->accept_lock = (enum server_accept_lock)lock;
+    given->accept_lock = true;
+    return true;
+  }
+  case OPT_ACCEPT_BY: {
+    static const char *const whos[] = {[ACCEPT_BY_WORKERS] = "workers", [ACCEPT_BY_MAIN] = "main"};
+    int by = parse_name(optarg, whos, sizeof whos / sizeof whos[0]);
+    if (by < 0)
+      bad_value(p, option, optarg, "workers or main");
+    p->accept_by = (enum server_accept_by)by;
+    given->accept_by = true;
+    return true;
+  }
+  default:
+  return false;
+  }
+}
+
+/* Every other option: the common ones, then the program's own (parse_option). */
+static void take_option(struct program *p, int c, const char *option) {
+  switch (c) {
+  case 'H':
+    /* An empty host would be every interface to getaddrinfo: never by accident (an
+       unset $HOST), only by naming 0.0.0.0 or ::. */
+    if (optarg[0] == '\0')
+      bad_value(p, option, optarg, "an address or a host name is needed");
+    p->host = optarg;
+    break;
+  case 'p':
+    if (program_parse_whole(optarg, 0, 65535) < 0)
+      bad_value(p, option, optarg, "a port is a decimal number from 0 to 65535");
+    p->port = optarg;
+    break;
+  case OPT_MODE:
+    if (parse_mode(optarg, &p->mode) < 0)
+      bad_value(p, option, optarg, NULL);
+    break;
+  case OPT_LOG_WORKER:
+    p->log_worker = true;
+    break;
+  case OPT_TIMEOUT:
+    if ((p->timeout = parse_seconds(optarg)) < 0)
+      bad_value(p, option, optarg,
+                p->timeout == -2 ? MIN_SECONDS_TEXT
+                                 : "decimal seconds, at most 86400 (a day)");
+    break;
+  case OPT_MAX_CLIENTS:
+    p->max_clients = parse_count(p, option, optarg);
+    break;
+  case OPT_ALLOW:
+    if (p->allow_count == PROGRAM_MAX_ALLOW) {
+      char why[64];
+      snprintf(why, sizeof why, "at most %d networks are allowed", PROGRAM_MAX_ALLOW);
+      bad_value(p, option, optarg, why);
+    }
+    if (parse_network(optarg, &p->allow[p->allow_count]) < 0)
+      bad_value(p, option, optarg, NULL);
+    p->allow_count++;
+    break;
+  case OPT_UDP:
+    p->udp = true;
+    break;
+  case OPT_UNIX:
+    if (optarg[0] == '\0')
+      bad_value(p, option, optarg, "a path is needed");
+    p->unix_path = optarg;
+    break;
+  case 'h':
+    usage(p, stdout, 0);
+    break;
+  default:
+    if (c < PROGRAM_OPTION) /* getopt_long has already named the bad option */
+      usage(p, stderr, 2);
+    if (p->parse_option(c, optarg, p->data) < 0)
+      bad_value(p, option, optarg, NULL);
+  }
+}
+
+/* Options that each parse alone but do not fit together: an error, and the usage. */
+static void check_options_fit(const struct program *p, const struct given *given) {
   bool pool = p->mode == SERVER_PREFORK || p->mode == SERVER_POOL;
   const char *misfit = NULL;
   if (p->max_clients > 0 && (p->mode != SERVER_THREADING || p->udp))
@@ -211,13 +242,13 @@ void program_parse(struct program *p, int argc, char **argv) {
   else if (pool && p->udp)
     misfit = "--mode prefork and pool serve streams: their workers wait in accept(), which "
              "datagrams have not";
-  else if (max_children_given && pool)
+  else if (given->max_children && pool)
     misfit = "--max-children is for --mode forking: prefork and pool take --workers";
-  else if (workers_given && !pool)
+  else if (given->workers && !pool)
     misfit = "--workers is for --mode prefork and pool";
-  else if (lock_given && p->mode != SERVER_PREFORK)
+  else if (given->accept_lock && p->mode != SERVER_PREFORK)
     misfit = "--accept-lock is for --mode prefork";
-  else if (by_given && p->mode != SERVER_POOL)
+  else if (given->accept_by && p->mode != SERVER_POOL)
     misfit = "--accept-by is for --mode pool";
   else if (p->allow_count > 0 && p->unix_path != NULL)
     misfit = "--allow is for IP peers, not --unix";

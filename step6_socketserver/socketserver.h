@@ -215,7 +215,7 @@ struct server {
      killed (NULL: nothing to do). */
   void (*child_ended)(struct server *s, pid_t pid, int status);
 
-  struct server_state *state; /* private: the framework's own, defined in socketserver.c */
+  struct server_state *state; /* private: the framework's own, in socketserver_private.h */
 };
 
 /* ---- For the caller ---------------------------------------------------------------- */

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain
 # tests/bench.bats - the design benchmark's harness (tests/bench/designs.py, timeline.py).
 #
 # A harness that miscounts makes `make bench-designs` and `make timeline` lie, so a tiny

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain
 # The shared client's chat and hold modes, against the step 2 server.
 
 load helpers

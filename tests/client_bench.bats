@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain
 # tests/client_bench.bats - the shared client's load mode, `client bench`.
 #
 # A load generator that cannot see a wrong reply makes every benchmark lie, so most of

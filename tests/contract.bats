@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain:5 memcheck:15
 # What the contract asks of every server: options, the ready line, exit statuses and
 # signals of the five steps and the four step-6 programs, and the upper-case echo
 # protocol byte for byte of those that speak it, upper's two pools included.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain
 # The dependency step (make deps, tests/deps.sh): the packages it names are the ones the
 # lab needs, and it installs them on a fresh Debian machine.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain
 # An exercise leaves the lesson whole (tests/exercises/workspace, make exercise-*): made
 # in the copy that `make exercise-start` gives, it changes no file of the lesson; made in
 # the lesson's own files, `make exercise-undo` gives them back byte for byte, and the

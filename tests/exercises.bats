@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain:7
 # The exercises' graders are honest (tests/exercises/). For every exercise, each on a
 # temporary copy of its file: the grader fails the unchanged file, for the reason the
 # exercise names; passes the reference solution (solution.patch), valgrind included; and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain
 # Each task can be tried by hand: the "Try it by hand" part of every
 # tests/exercises/ID/task.md, run as written against the reference solution, prints what
 # it says it prints (tests/exercises/by_hand reads it, starts the server, runs every

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain:6
 # Faults: clients that reset at random points, half-close, trickle or never read; the
 # descriptor table full; a forked child killed; for every server that serves many
 # clients, and steps 1 and 2 one client at a time. What a step's own suite already

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
+# passes: plain memcheck:8
 # Faults, part two: SIGTERM under load. The valgrind pass of `make test` runs it too
-# (the Makefile's VALGRIND_SUITES): there, stop_server also fails the test on any memory error,
+# (its line above names memcheck): there, stop_server also fails the test on any memory error,
 # any leak, or a descriptor left open at exit, in the server and (--trace-children) in
 # every child it forked. The rest of the faults are in faults.bats.
 

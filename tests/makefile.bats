@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain
 # The Makefile as a newcomer meets it: `make help` names every target, `make
 # check-stepN` is quick and ends with its count, and `make test`'s pass runner
 # (tests/run_passes) counts every pass, lists the failures again and goes on after one.
@@ -58,4 +59,36 @@ phony_targets() {
   assert_success
   refute_line "Failures:"
   assert_equal "${lines[-1]}" "1 passed, 0 failed, 1 skipped"
+}
+
+# One of the Makefile's variables, as make sees it.
+make_value() {
+  make -C "$LAB" -s --no-print-directory --eval "print-value: ; @echo \$($1)" print-value
+}
+
+@test "the passes' lists come from each suite's own '# passes:' line, heaviest first" {
+  local dir=$BATS_TEST_TMPDIR/suites
+  mkdir -p "$dir"
+  printf '%s\n' '#!/usr/bin/env bats' '# passes: plain memcheck:2' >"$dir/a.bats"
+  printf '%s\n' '#!/usr/bin/env bats' '# passes: plain:9 memcheck:5 helgrind' >"$dir/b.bats"
+  printf '%s\n' '#!/usr/bin/env bats' '# passes: plain' >"$dir/c.bats"
+  run "$LAB/tests/suites" memcheck "$dir"/{a,b,c}.bats
+  assert_success
+  assert_output "$(printf '%s\n' "$dir/b.bats" "$dir/a.bats")"
+  run "$LAB/tests/suites" plain "$dir"/{a,b,c}.bats
+  assert_output "$(printf '%s\n' "$dir/b.bats" "$dir/a.bats" "$dir/c.bats")"
+  # A suite that says nothing would join no pass: an error that names it.
+  printf '%s\n' '#!/usr/bin/env bats' '# no word of passes' >"$dir/d.bats"
+  run "$LAB/tests/suites" plain "$dir"/{a,d}.bats
+  assert_failure
+  assert_output --partial "$dir/d.bats has no \"# passes:\" line"
+  # The Makefile's lists are these, over the lab's own suites, each of which says its passes.
+  cd "$LAB"
+  run tests/suites plain tests/*.bats
+  assert_success
+  assert_equal "$(wc -l <<<"$output")" "$(ls tests/*.bats | wc -l)"
+  assert_equal "$(make_value SUITES)" "$(tests/suites plain tests/*.bats | tr '\n' ' ' | sed 's/ $//')"
+  assert_equal "$(make_value VALGRIND_SUITES)" "$(tests/suites memcheck tests/*.bats | tr '\n' ' ' | sed 's/ $//')"
+  assert_equal "$(make_value HELGRIND_SUITES)" "$(tests/suites helgrind tests/*.bats | tr '\n' ' ' | sed 's/ $//')"
+  [[ " $(make_value VALGRIND_SUITES) " == *" tests/stop.bats "* ]]
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain memcheck:2
 # Step 1: one recv per connection, one client at a time.
 
 load helpers

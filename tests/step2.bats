@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain memcheck:3
 # Step 2: the session loops until the client hangs up; resets are survived.
 
 load helpers

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain memcheck:6
 # Step 3: one process, one thread, many clients through select().
 #
 # The misbehaving clients (a flood that never reads, a trickle, a half-close, a reset)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain memcheck:10 helgrind:2
 # Step 4: an accept loop that polls with a timeout, and a thread per client.
 
 load helpers

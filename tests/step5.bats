@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain memcheck:12
 # Step 5: a child process per client, reaped on every poll tick, capped by --max-children.
 
 load helpers

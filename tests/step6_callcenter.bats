@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain memcheck:4
 # Step 6: the seed's 10086 call center, byte for byte, in each mode.
 
 load helpers

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain memcheck:7
 # Step 6: the defences every program shares (program_defences.c) - the loopback by default,
 # --timeout, --max-clients, --allow. Shown on upper; the other three parse the same options
 # and run the same verify_request and handler timeout.

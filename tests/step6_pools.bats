@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain:4 memcheck:11 helgrind:3
 # tests/step6_pools.bats - the pools beyond Python's socketserver: PreforkingMixIn
 # (--mode prefork, --accept-lock none|file|mutex: Stevens' serv02, serv03, serv04) and
 # ThreadPoolMixIn (--mode pool, --accept-by workers|main: serv07, serv08).

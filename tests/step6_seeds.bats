@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain memcheck:5
 # Step 6: the seeds' own Python clients (tests/seeds/, in Python 3) against our programs,
 # transcripts checked line for line.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain memcheck:9
 # tests/step6_stop.bats - how the step-6 framework stops, and what cannot stop it: a
 # closed stdout (SIGPIPE), a signal to one forking child, a second or an early SIGTERM,
 # stopped children, Unix socket paths, tiny timeouts and bad hosts. The stop race, for

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain memcheck:1 helgrind:1
 # Step 6: the seed's ThreadingMixIn demo - who handles each request: Thread-1, Thread-2,
 # ... in order; MainThread in sync mode; a process of its own per client when forking.
 

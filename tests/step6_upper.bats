@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain memcheck:13
 # Step 6: the upper-case echo on the framework, in each mode over each transport (as
 # CPython's twelve echo tests), and what every step-6 program shares: options, usage,
 # exit statuses, the ready line, signals and the log lines.

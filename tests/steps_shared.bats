@@ -1,7 +1,9 @@
 #!/usr/bin/env bats
+# passes: plain
 # Lesson first: each step's server.c opens with its own code (handler, loop, main) and
 # ends, under one banner line, with the plumbing every step shares, byte for byte the
-# same in steps 1 to 5 (STYLE.md, "Lesson first"). So `make diff-N` shows the new idea.
+# same in steps 1 to 5: a reader meets the step's idea on the first screen, and
+# `make diff-N` shows only the new idea.
 #
 # STEPS_DIR=PATH runs the checks against a copy of the tree (to watch them fail).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain:3 memcheck:16
 # A stop is never lost. Each echo server, cycle after cycle: start, one round trip,
 # SIGTERM at a random moment near the client's close; it must exit 0 within a second
 # (ten under valgrind), every time (tests/tools/stop_race.py).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain
 # Stress: many connections at once, messages of random sizes, every byte checked; then
 # the server is back where it started (descriptors, threads, children).
 #

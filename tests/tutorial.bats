@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain:1
 # TUTORIAL.md tells the truth: every block it shows is checked against the programs.
 #
 # The conventions live in tests/tutorial/check (the markers) and tests/tutorial/normalise

@@ -41,15 +41,15 @@ FUZZ_PROGRAM_LAYER := $(addprefix step6_socketserver/,program.c program_options.
 $(FUZZ_BUILD)/fuzz_ftp_frames: $(FUZZ_DIR)/fuzz_ftp_frames.c step6_socketserver/ftpserver.c \
     step6_socketserver/transfer.c step6_socketserver/transfer.h \
     $(FUZZ_PROGRAM_LAYER) step6_socketserver/program.h \
-    step6_socketserver/socketserver.c step6_socketserver/socketserver.h | fuzz-deps
+    $(STEP6_SOURCES) step6_socketserver/socketserver.h | fuzz-deps
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< step6_socketserver/transfer.c $(FUZZ_PROGRAM_LAYER) \
-	    step6_socketserver/socketserver.c $(shell pkg-config --cflags --libs libcjson)
+	    $(STEP6_SOURCES) $(shell pkg-config --cflags --libs libcjson)
 
 $(FUZZ_BUILD)/fuzz_rfile: $(FUZZ_DIR)/fuzz_rfile.c \
-    step6_socketserver/socketserver.c step6_socketserver/socketserver.h | fuzz-deps
+    $(STEP6_SOURCES) step6_socketserver/socketserver.h | fuzz-deps
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< step6_socketserver/socketserver.c
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(STEP6_SOURCES)
 
 fuzz: $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
 	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang (apt-get install clang)" >&2; exit 1; }
