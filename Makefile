@@ -14,9 +14,8 @@ CC ?= cc
 CFLAGS := -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread
 
 # Packages the build needs (Debian names): gcc only recommends libc6-dev, the C library's
-# headers (arpa/inet.h, pthread.h, ...), so a machine that takes no recommends lacks them;
-# linux-libc-dev holds the kernel's (linux/futex.h, which step 6's prefork reads).
-BUILD_PACKAGES := make gcc libc6-dev linux-libc-dev
+# headers (arpa/inet.h, pthread.h, ...), so a machine that takes no recommends lacks them.
+BUILD_PACKAGES := make gcc libc6-dev
 
 # Packages the test suites need (Debian names); tests/deps.sh installs what is missing,
 # without the packages they merely recommend, so each one the tests use is named here:
