@@ -376,8 +376,8 @@ echo_works() {
 }
 
 # misbehave MODE ARGS... - helpers.bash's misbehaving clients, which give up reading
-# replies after 5 s (50 under valgrind) rather than wait on a server for ever.
-misbehave() { python3 "$MISBEHAVE" --port "$SERVER_PORT" --within $((5 * DEADLINE_SCALE)) "$@"; }
+# replies after 10 s (100 under valgrind) rather than wait on a server for ever.
+misbehave() { python3 "$MISBEHAVE" --port "$SERVER_PORT" --within $((10 * DEADLINE_SCALE)) "$@"; }
 
 # talk MESSAGE... - tests/exercises/talk.py at the running server: whole lines, blank too.
 talk() { python3 "$LAB/tests/exercises/talk.py" --port "$SERVER_PORT" "$@"; }

@@ -19,8 +19,9 @@ at a time, flushed at once.
 
 The bytes sent are lower-case text without newlines (one log line per recv), so
 every reply byte can be checked. Whatever the server does, a client ends: --within S
-(default 30) bounds a crowd's wait for each round of replies, and the reading of a reply
-to its end of stream (trickle, halfclose), which then says `no end of stream`.
+bounds the reading of a reply to its end of stream (trickle, halfclose: default 30 s),
+which then says `no end of stream`, and a crowd's wait for each round of replies (by
+default only each reply's --timeout does).
 """
 import argparse
 import select
@@ -89,7 +90,7 @@ def crowd(args):
     refused = set()
     wrong = 0
     for r in range(args.rounds):
-        deadline = time.monotonic() + args.within
+        deadline = time.monotonic() + (args.within or float("inf"))
         messages = {}
         for i, sock in enumerate(socks):
             if i in refused:
@@ -155,10 +156,10 @@ def trickle(args):
         if i + 1 < len(text):
             time.sleep(args.gap)  # the misbehaviour itself, not synchronisation
     sock.shutdown(socket.SHUT_WR)
-    reply, ended = read_to_end(sock, args.within)
+    reply, ended = read_to_end(sock, args.within or 30)
     sock.close()
     if not ended:
-        say("recv (no end of stream within %g s): %r" % (args.within, reply))
+        say("recv (no end of stream within %g s): %r" % (args.within or 30, reply))
         return 1
     say("recv: %r" % reply)
     return 0
@@ -199,17 +200,18 @@ def halfclose(args):
     deadline = time.monotonic() + 5
     while args.wait_read and not server_has_read_all(sock) and time.monotonic() < deadline:
         time.sleep(0.01)  # polling a fact, with a deadline
-    reply, ended = read_to_end(sock, args.within)
+    within = args.within or 30
+    reply, ended = read_to_end(sock, within)
     sock.close()
     if args.bytes is None:
         sys.stdout.buffer.write(reply)
         sys.stdout.flush()
         if not ended:
-            print("no end of stream within %g s" % args.within, file=sys.stderr)
+            print("no end of stream within %g s" % within, file=sys.stderr)
         return 0 if ended else 1
     expected = data.upper()
     if not ended:
-        say("no end of stream within %g s: %d bytes of %d received" % (args.within, len(reply), len(expected)))
+        say("no end of stream within %g s: %d bytes of %d received" % (within, len(reply), len(expected)))
         return 1
     if reply == expected:
         say("received all %d bytes, upper-cased" % len(reply))
@@ -296,8 +298,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=9999)
-    parser.add_argument("--within", type=float, default=30.0,
-                        help="seconds to read replies to their end, in all (default 30)")
+    parser.add_argument("--within", type=float,
+                        help="seconds to read replies, in all (default: 30 to an end of stream)")
     sub = parser.add_subparsers(dest="mode", required=True)
     p = sub.add_parser("crowd", help="N connections at once, ROUNDS messages on each")
     p.add_argument("-c", type=int, default=100, help="connections (default 100)")
