@@ -49,16 +49,20 @@ side_grades() {
   sed 's/^  announce(listener);$/  (void)announce;/' "$LAB/step1_blocking/server.c" >"$SIDE/silent.c"
   echo 'int main(void) { return 3; }' >"$SIDE/gone.c"
   sed 's/^  if (echo_once(client, peer))$/  raise(SIGSEGV);\n&/' "$LAB/step1_blocking/server.c" >"$SIDE/crash.c"
-  grep -qF '(void)announce;' "$SIDE/silent.c" && grep -qF 'raise(SIGSEGV)' "$SIDE/crash.c" ||
+  cp "$LAB/step1_blocking/server.c" "$SIDE/leak.c"
+  (cd "$SIDE" && patch_to leak.c "$EXERCISES/s1-every-message/solution.patch")
+  sed -i 's/^  while (echo_once(client, peer))/  printf("%s leaks %p\\n", peer, malloc(64));\n&/' "$SIDE/leak.c"
+  grep -qF '(void)announce;' "$SIDE/silent.c" && grep -qF 'raise(SIGSEGV)' "$SIDE/crash.c" &&
+    grep -qF 'leaks %p' "$SIDE/leak.c" ||
     fail "the broken servers were not made: step 1's server.c has changed"
-  local grade name
+  local grade name options
   for grade in s1-whole-request:no-close s1-every-message:deaf s1-every-message:dribble \
     s1-every-message:flood s3-chat:unchanged-chat s2-byte-count:unchanged-count \
-    s1-every-message:silent s1-every-message:gone s1-every-message:crash; do
-    name=${grade#*:}
+    s1-every-message:silent s1-every-message:gone s1-every-message:crash s1-every-message:leak:memcheck; do
+    IFS=: read -r id name options <<<"$grade"
     (
       start=${EPOCHREALTIME/./}
-      "$EXERCISES/check" "${grade%%:*}" "$SIDE/$name.c" >"$SIDE/$name.out" 2>&1 || true
+      "$EXERCISES/check" ${options:+--only "$options"} "$id" "$SIDE/$name.c" >"$SIDE/$name.out" 2>&1 || true
       echo $(((${EPOCHREALTIME/./} - start) / 1000)) >"$SIDE/$name.ms"
     ) &
   done
@@ -472,7 +476,7 @@ fake_server() {
   grep -q '^reply: HELLO$' "$kept/ran" || fail "not kept: $kept"
 }
 
-@test "a failed criterion's hint names the cause seen: no ready line, an exit before it, a crash" {
+@test "a failed criterion's hint names the cause seen: no ready line, an exit before it, a crash, valgrind's errors" {
   run sed -n 2p "$SIDE/silent.out"
   assert_output --partial "(hint: no ready line 'serving on HOST:PORT' within 10 s: print it once listening, and fflush(stdout)"
   # and the criteria after it do not wait for it again
@@ -481,6 +485,11 @@ fake_server() {
   assert_output --partial "(hint: the server ended before its ready line 'serving on HOST:PORT' (its stderr is in server.err))"
   run sed -n 2p "$SIDE/crash.out"
   assert_output --partial "(hint: the server was killed by SIGSEGV in the middle of the scenario"
+  # valgrind's report, cut to the error and where in the student's file it is
+  run cat "$SIDE/leak.out"
+  assert_line --index 1 --partial "(hint: valgrind found errors in the server: what and where follow)"
+  assert_line --index 2 "    | valgrind: 64 bytes in 1 blocks are definitely lost in loss record 1 of 1"
+  assert_line --index 3 --regexp '^    \| valgrind:   by 0x[0-9A-F]+: handle_client \(leak\.c:[0-9]+\)$'
 }
 
 # hostile_servers DIR - step 1's server.c made hostile, each the way a submission can be:
@@ -507,7 +516,7 @@ hostile_servers() {
 
 @test "a grade ends within 30 s and prints under 64 KiB, with no error of its own, whatever the server does" {
   local name
-  for name in no-close deaf dribble flood unchanged-chat unchanged-count silent gone crash; do
+  for name in no-close deaf dribble flood unchanged-chat unchanged-count silent gone crash leak; do
     echo "# $name: $(cat "$SIDE/$name.ms") ms, $(stat -c %s "$SIDE/$name.out") bytes" >&3
     [ "$(cat "$SIDE/$name.ms")" -le 30000 ] || fail "$name: graded in $(cat "$SIDE/$name.ms") ms"
     well_told "$SIDE/$name.out"

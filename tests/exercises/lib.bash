@@ -9,6 +9,8 @@
 #   solution.patch    the reference solution, against FILE (git apply, from the root)
 #   wrong-NAME.patch  a deliberately wrong solution; its first line, above the diff,
 #                     says `fails: CRITERION`, the criterion that must catch it
+#   requirements.md   one table: each requirement of task.md, the wrong solution that
+#                     breaks it alone, the criterion that fails it
 # Step 6's exercises start from a file of their own (FILE is ID/starter.c) and keep the
 # solved files too (solution.c, wrong-NAME.c), from which tests/exercises/regenerate
 # writes the patches again.
@@ -27,6 +29,11 @@
 #   stop_server       stricter than the suites': the server was still running, ends on
 #                     SIGTERM by itself with status 0 within 5 s, and writes no `killed`
 #   talk [--exact] MESSAGE...   talk.py at the server; --exact shows a reply's bytes
+#   misbehave MODE ...          tests/tools/misbehave.py, giving up after 10 s
+#   cause TEXT        a cause seen for certain: it becomes the failure's hint
+# A failed criterion prints its evidence (the assertion, the last command run and what
+# it printed, what that means), bounded; each criterion has a deadline, and so has the
+# grade (GRADE_SECONDS, CRITERION_SECONDS): see tests/exercises/README.md.
 
 # helpers.bash is written for bats: give it what it takes from bats.
 BATS_TEST_DIRNAME="$LAB/tests"
@@ -34,9 +41,10 @@ bats_require_minimum_version() { :; }
 # bats's `run`, as much of it as the helpers use: status, output and lines of COMMAND.
 # The grader keeps the last command and what it printed, as evidence (file `ran`).
 run() {
+  echo "ran: $(shown "$@") (it had not ended)" >"$BATS_TEST_TMPDIR/ran"
   output=$("$@" 2>&1) && status=0 || status=$?
   mapfile -t lines <<<"$output"
-  { printf 'ran:'; printf ' %s' "$(shown "$@")"; printf '\n%s\n' "$output"; } >"$BATS_TEST_TMPDIR/ran"
+  printf 'ran: %s\n%s\n' "$(shown "$@")" "$output" >"$BATS_TEST_TMPDIR/ran"
 }
 
 # shown WORD... - the words as a reader would type them: quoted when they hold anything
@@ -214,10 +222,30 @@ evidence() {
 }
 
 # in_words - a criterion's log without the shell's own error lines, its clients'
-# tracebacks said in words, and a log that a helper dumped whole (a server's output or
-# stderr) cut to its last lines.
+# tracebacks said in words, a log that a helper dumped whole (a server's output or
+# stderr) cut to its last lines, and valgrind's reports cut to what each error is and the
+# first place in the student's file (SRC) it names.
 in_words() {
-  awk '
+  awk -v src="(${SRC##*/}:" '
+    BEGIN { placed = 1 } # no frame before the first error
+    /^==[0-9]+== / {
+      text = $0
+      sub(/^==[0-9]+== /, "", text)
+      # A descriptor valgrind lists as inherited is not one the program opened.
+      if (held != "" && text !~ /<inherited from parent>/) { print "valgrind: " held; placed = 0 }
+      held = ""
+      if (text ~ /^Open file descriptor [0-9]+:/) { held = text; next }
+      if (text ~ /^ +(at|by) /) {
+        if (!placed && index(text, src)) { sub(/^ +/, "", text); print "valgrind:   " text; placed = 1 }
+        next
+      }
+      if (text ~ /Invalid|uninitialised|are definitely lost|are indirectly lost|data race|conflicts with|unlocked|lock order|holds [0-9]+ lock|pthread_|Mismatched|free\(\)|Syscall param|overlap/) {
+        print "valgrind: " text
+        placed = 0
+      }
+      next
+    }
+    /^--- .*valgrind\.[0-9]+$/ { next }
     /^(\/[^:]*|bash|environment): line [0-9]+: / { next }
     /^(--)?$|^# failed while testing: / { next }
     /^-- .* --$/ { print substr($0, 4, length($0) - 6) ":"; next }
@@ -255,6 +283,8 @@ what_came_back() {
     fi
   elif grep -q '^no reply within' "$1"; then
     echo "the server sent nothing back in time"
+  elif grep -q 'no end of stream within' "$1"; then
+    echo "the server never closed the connection: is the client's socket closed once served?"
   fi
 }
 
@@ -307,7 +337,11 @@ stop_server() {
   fi
   wait_for_exit 1
   if [ "$SERVER_STATUS" -ne 0 ]; then
-    stop_failed "the server exited with status $SERVER_STATUS after SIG$signal, not 0"
+    if [ "${VALGRIND:-0}" = 1 ] && [ "$SERVER_STATUS" = "$VALGRIND_STATUS" ]; then
+      stop_failed "valgrind found errors in the server: what and where follow"
+    else
+      stop_failed "the server exited with status $SERVER_STATUS after SIG$signal, not 0"
+    fi
     report_valgrind >&2
     return 1
   fi
@@ -318,6 +352,7 @@ stop_server() {
     return 1
   fi
   if [ "${VALGRIND:-0}" = 1 ] && ! valgrind_clean; then
+    stop_failed "valgrind found a leak or a descriptor left open: what and where follow"
     report_valgrind >&2
     return 1
   fi
@@ -376,8 +411,9 @@ echo_works() {
 }
 
 # misbehave MODE ARGS... - helpers.bash's misbehaving clients, which give up reading
-# replies after 10 s (100 under valgrind) rather than wait on a server for ever.
-misbehave() { python3 "$MISBEHAVE" --port "$SERVER_PORT" --within $((10 * DEADLINE_SCALE)) "$@"; }
+# replies after 10 s, under valgrind too, so that they say what they saw before the
+# criterion's deadline.
+misbehave() { python3 "$MISBEHAVE" --port "$SERVER_PORT" --within 10 "$@"; }
 
 # talk MESSAGE... - tests/exercises/talk.py at the running server: whole lines, blank too.
 talk() { python3 "$LAB/tests/exercises/talk.py" --port "$SERVER_PORT" "$@"; }
