@@ -525,6 +525,33 @@ hostile_servers() {
   grep -qF "(hint: the server was still running 5 s after SIGTERM: killed)" "$SIDE/deaf.out"
 }
 
+# running_from DIR - a process runs a program from DIR (a grader's server).
+running_from() {
+  local proc
+  for proc in /proc/[0-9]*; do
+    [[ $(tr '\0' ' ' 2>/dev/null <"$proc/cmdline") != "$1"/* ]] || return 0
+  done
+  return 1
+}
+
+@test "a grade stopped by SIGTERM or Ctrl-C ends the server it started, and says nothing more" {
+  local signal check evidence
+  for signal in TERM INT; do
+    evidence="$BATS_TEST_TMPDIR/$signal"
+    mkdir -p "$evidence"
+    # (env: a command started with & would ignore SIGINT, as a terminal's Ctrl-C does not)
+    EXERCISE_EVIDENCE=$evidence env --default-signal=INT "$EXERCISES/check" s1-every-message \
+      "$SIDE/deaf.c" >"$evidence.out" 2>&1 3>&- &
+    check=$!
+    wait_until 10 running_from "$evidence"
+    kill -"$signal" "$check"
+    wait "$check" || true
+    ! running_from "$evidence" || fail "SIG$signal: the server still runs"
+    run cat "$evidence.out"
+    refute_output --partial "score:"
+  done
+}
+
 @test "the graders leave no process behind: every server and client they started has ended" {
   # One left behind keeps running, and holds this suite's output open: bats would wait
   # for it for ever. Fail, naming it, and end it. A grader's server runs from its
