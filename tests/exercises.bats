@@ -6,8 +6,9 @@
 # line names, graded on that criterion alone. setup_file grades them all, one build per
 # variant, EXERCISES_JOBS at once (default 4: most of a grader's time is waiting), the
 # reference runs first (the longest); each test reads its exercise's results
-# (tests/exercises/prove). Then requirements.md, `make exercises`, the teachers' `grade`
-# and the graders' own bounds.
+# (tests/exercises/prove). Then requirements.md, `make exercises`, the teachers' `grade`,
+# and what a grade shows and how long it takes, whatever the server does: servers made
+# hostile or broken are graded beside the proof (side_grades).
 # EXERCISES_PROOF=quick leaves the valgrind criteria out of the reference runs (the wrong
 # solutions that valgrind must catch are still run under it); EXERCISES_ONLY="ID..."
 # proves those exercises alone (the others' tests are skipped): for work on one grader.
@@ -55,7 +56,7 @@ side_grades() {
   grep -qF '(void)announce;' "$SIDE/silent.c" && grep -qF 'raise(SIGSEGV)' "$SIDE/crash.c" &&
     grep -qF 'leaks %p' "$SIDE/leak.c" ||
     fail "the broken servers were not made: step 1's server.c has changed"
-  local grade name options
+  local grade id name options
   for grade in s1-whole-request:no-close s1-every-message:deaf s1-every-message:dribble \
     s1-every-message:flood s3-chat:unchanged-chat s2-byte-count:unchanged-count \
     s1-every-message:silent s1-every-message:gone s1-every-message:crash s1-every-message:leak:memcheck; do
