@@ -504,7 +504,7 @@ fake_server() {
   # valgrind's report, cut to the error and where in the student's file it is
   run cat "$SIDE/leak.out"
   assert_line --index 1 --partial "(hint: valgrind found errors in the server: what and where follow)"
-  assert_line --index 2 --regexp '^    \| valgrind: [0-9]+ bytes in [0-9]+ blocks are definitely lost in loss record [0-9]+ of [0-9]+$'
+  assert_line --index 2 --regexp '^    \| valgrind: [0-9,]+ bytes in [0-9,]+ blocks are definitely lost in loss record [0-9,]+ of [0-9,]+$'
   assert_line --index 3 --regexp '^    \| valgrind:   by 0x[0-9A-F]+: handle_client \(leak\.c:[0-9]+\)$'
 }
 
