@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """tests/exercises/talk.py - a client that sends whole lines, blank ones too, for the graders.
 
-  talk.py --port PORT [--timeout S] [--gap S] [--greeting] MESSAGE...
+  talk.py --port PORT [--timeout S] [--gap S] [--greeting] [--exact] MESSAGE...
 
 Each MESSAGE (backslash escapes such as \\n are decoded) is sent in one write; then the
-client reads until a newline arrives, and prints `reply: LINE` (without its newline) for
-each whole line it got, `no reply within S s` when none came, or `closed` when the server
-closed the connection, after which it stops. --greeting first prints the line the server
-sends on connect; --gap waits S seconds before each message (a client that types slowly).
-The shared client cannot do this: it sends nothing for a blank line.
+client reads until a newline arrives or S seconds (default 1) have passed since the
+message went out, whatever comes in between, and prints `reply: LINE` (without its
+newline) for each line it got, `no reply within S s` when nothing came, and `closed` when
+the server closed the connection, after which it stops. --greeting first prints the line
+the server sends on connect; --gap waits S seconds before each message (a client that
+types slowly). The shared client cannot do this: it sends nothing for a blank line.
+
+A reply line longer than 4096 bytes is shown cut, with its length: `... (N bytes in all)`.
+--exact prints each reply's bytes as they came, escaped, its newline too: `reply: HI\\n`
+for a whole line, `reply: HI` for one that came without its newline; \\r, \\t, a
+backslash (\\\\) and other bytes that are not printable ASCII (\\xNN) are escaped the same.
 
   talk.py --port PORT --room MEMBERS [--lazy] [--repeat N] MESSAGE
 
@@ -16,7 +22,8 @@ A chat room: MEMBERS connections (and with --lazy one more that never reads) pri
 `connected N`, then wait for a line on standard input (the test's go, once the server has
 accepted them all). Then member 0 sends MESSAGE N times, and every other member must get
 exactly those bytes, upper-cased: `member I got all B bytes` or `member I got B of TOTAL bytes: ...`;
-then `sender got nothing`, or what came back to it.
+then `sender got nothing`, or what came back to it. --within S (default 10) bounds the
+room's sending and reading in all, whatever the server does.
 """
 import threading
 import argparse
@@ -30,11 +37,16 @@ def say(text):
     print(text, flush=True)
 
 
-def read_lines(sock, timeout):
-    """Whole lines, within TIMEOUT seconds of silence; None when the server closed."""
+def read_reply(sock, timeout):
+    """What came within TIMEOUT seconds, up to a newline: (bytes, closed). The deadline is
+    for the whole reply, so that a server that sends a byte now and then cannot hold us."""
     data = b""
-    sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
     while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
         try:
             chunk = sock.recv(65536)
         except socket.timeout:
@@ -42,20 +54,45 @@ def read_lines(sock, timeout):
         except ConnectionResetError:
             chunk = b""
         if not chunk:
-            return None if not data else data.decode(errors="replace").splitlines()
+            return data, True
         data += chunk
-    return data.decode(errors="replace").splitlines()
+    return data, False
 
 
-def report(lines, timeout):
-    if lines is None:
-        say("closed")
-        return False
-    if not lines:
+def escaped(line):
+    """LINE's bytes, printable: \\n, \\r, \\t, \\\\ and \\xNN for the rest."""
+    names = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord("\\"): "\\\\"}
+    return "".join(names.get(byte) or (chr(byte) if 32 <= byte < 127 else "\\x%02x" % byte)
+                   for byte in line)
+
+
+def report(reply, exact, timeout):
+    """Print the reply; False once the server has closed the connection."""
+    data, closed = reply
+    if exact:
+        lines = [escaped(line[:SHOWN]) + cut(line) for line in split_after_newlines(data)]
+    else:
+        lines = [line[:SHOWN] + cut(line) for line in data.decode(errors="replace").splitlines()]
+    if not data and not closed:
         say("no reply within %g s" % timeout)
     for line in lines:
         say("reply: " + line)
-    return True
+    if closed:
+        say("closed")
+    return not closed
+
+
+SHOWN = 4096  # a longer reply line is cut: a server that floods us does not flood the grade
+
+
+def cut(line):
+    return " ... (%d bytes in all)" % len(line) if len(line) > SHOWN else ""
+
+
+def split_after_newlines(data):
+    """DATA cut after each newline (kept); a last piece without one stays as it is."""
+    lines = data.split(b"\n")
+    return [line + b"\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
 
 
 def room(args):
@@ -72,11 +109,12 @@ def room(args):
     message = codecs.decode(args.messages[0], "unicode_escape").encode("latin-1")
     total = (message * args.repeat).upper()
     got = [bytearray() for _ in members]
+    deadline = time.monotonic() + args.within
 
     def read(i):
-        members[i].settimeout(args.timeout)
         try:
             while len(got[i]) < len(total):
+                members[i].settimeout(max(0.001, min(args.timeout, deadline - time.monotonic())))
                 chunk = members[i].recv(65536)
                 if not chunk:
                     break
@@ -87,9 +125,9 @@ def room(args):
     readers = [threading.Thread(target=read, args=(i,)) for i in range(1, len(members))]
     for reader in readers:
         reader.start()
-    members[0].settimeout(args.timeout)
     try:
         for _ in range(args.repeat):
+            members[0].settimeout(max(0.001, min(args.timeout, deadline - time.monotonic())))
             members[0].sendall(message)
     except OSError as error:
         say("sender could not send: %s" % error)
@@ -117,16 +155,18 @@ def main():
     parser.add_argument("--timeout", type=float, default=1.0)
     parser.add_argument("--gap", type=float, default=0.0)
     parser.add_argument("--greeting", action="store_true")
+    parser.add_argument("--exact", action="store_true")
     parser.add_argument("--room", type=int, default=0)
     parser.add_argument("--lazy", action="store_true")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--within", type=float, default=10.0)
     parser.add_argument("messages", nargs="*")
     args = parser.parse_args()
     if args.room:
         return room(args)
     sock = socket.create_connection((args.host, args.port))
     say("connected from %s:%d" % sock.getsockname()[:2])
-    if args.greeting and not report(read_lines(sock, args.timeout), args.timeout):
+    if args.greeting and not report(read_reply(sock, args.timeout), args.exact, args.timeout):
         return 0
     for message in args.messages:
         if args.gap:
@@ -136,7 +176,7 @@ def main():
         except (BrokenPipeError, ConnectionResetError):
             say("closed")
             return 0
-        if not report(read_lines(sock, args.timeout), args.timeout):
+        if not report(read_reply(sock, args.timeout), args.exact, args.timeout):
             return 0
     sock.close()
     return 0
