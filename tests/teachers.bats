@@ -1,0 +1,275 @@
+#!/usr/bin/env bats
+# The teachers' kit: the sandbox a student's code is graded in, `grade -j N` for a class,
+# `make handout` and `make gradescope`. The sandbox is shown with hostile submissions
+# (tests/teachers/hostile/): each is the reference solution of s1-every-message with one
+# attack spliced in, called at every client; each attack must be contained, graded on
+# what it did, and leave nothing behind. Where an attack must be seen to work without
+# the sandbox, the same file is graded --unsandboxed too, so the test can fail.
+
+load helpers
+
+EXERCISES="$LAB/tests/exercises"
+HOSTILE="$LAB/tests/teachers/hostile"
+
+setup_file() {
+  # The reference solution of s1-every-message, which every hostile file starts from.
+  local root="$BATS_FILE_TMPDIR/solved"
+  mkdir -p "$root/step1_blocking"
+  cp "$LAB/step1_blocking/server.c" "$root/step1_blocking/"
+  (cd "$root" && git apply "$EXERCISES/s1-every-message/solution.patch")
+  export SOLVED="$root/step1_blocking/server.c"
+}
+
+setup() {
+  # The graders' folders go here, so that a test can tell that nothing was left.
+  export TMPDIR="$BATS_TEST_TMPDIR/graders"
+  mkdir -p "$TMPDIR"
+  # The student's user, known to the test: no process of it may outlive a grade.
+  export SANDBOX_UID=$((2000000000 + BASHPID))
+  MARK="kit-$BASHPID-$RANDOM"
+}
+
+# hostile NAME [FILE] - FILE (default NAME.c in the test's folder): the solution with the
+# attack of tests/teachers/hostile/NAME.c (or tests/teachers/NAME.c) spliced in before
+# handle_client(), which calls it first with the client's socket. @LAB@, @MARK@, @PORT@,
+# @SECRET@ and @OTHER@ are filled in.
+hostile() {
+  local file=${2:-$BATS_TEST_TMPDIR/$1.c} fragment="$HOSTILE/$1.c"
+  [ -f "$fragment" ] || fragment="$LAB/tests/teachers/$1.c"
+  sed -e "s#@LAB@#$LAB#g" -e "s#@MARK@#$MARK#g" -e "s#@PORT@#${PORT:-0}#g" \
+    -e "s#@SECRET@#${SECRET:-}#g" -e "s#@OTHER@#${OTHER:-}#g" "$fragment" >"$BATS_TEST_TMPDIR/attack"
+  awk -v attack="$BATS_TEST_TMPDIR/attack" '
+    /^static void handle_client\(/ { while ((getline line < attack) > 0) print line; print; print "  attack(client);"; next }
+    { print }' "$SOLVED" >"$file"
+  grep -q '^  attack(client);$' "$file"
+}
+
+# grade_alone NAME [CHECK-OPTIONS...] - check s1-every-message on hostile NAME, without
+# valgrind: status and output as bats's run gives them.
+grade_alone() {
+  local name=$1
+  shift
+  hostile "$name"
+  run "$EXERCISES/check" --no-valgrind "$@" s1-every-message "$BATS_TEST_TMPDIR/$name.c"
+}
+
+# nothing_left - no process of the student's user runs, and the graders' folder is empty.
+nothing_left() {
+  run pgrep -U "$SANDBOX_UID"
+  assert_failure
+  run ls -A "$TMPDIR"
+  assert_output ""
+}
+
+# all_passed / first_failed CRITERION - what check's output says.
+all_passed() {
+  assert_success
+  assert_line "4 passed, 0 failed"
+}
+first_failed() {
+  assert_failure 1
+  [ "$(sed -nE 's/^failed: ([^ ]+) - .*/\1/p' <<<"$output" | head -n 1)" = "$1" ] || fail "not $1 first: $output"
+}
+
+@test "sandbox: the reference passes in it; the student's code runs as its own user, in a session of its own" {
+  run "$EXERCISES/check" --no-valgrind s1-every-message "$SOLVED"
+  all_passed
+  refute_output --partial "sandbox:"
+  grade_alone whoami --verbose
+  local who
+  who=$(sed -nE 's/^ *\| actual +: reply: (uid .*)/\1/p' <<<"$output" | head -n 1)
+  [[ $who =~ ^uid\ $SANDBOX_UID\ sid\ ([0-9]+)\ pgid\ ([0-9]+)\ pid\ ([0-9]+)$ ]] || fail "who: $who"
+  [ "${BASH_REMATCH[1]}" = "${BASH_REMATCH[3]}" ] && [ "${BASH_REMATCH[2]}" = "${BASH_REMATCH[3]}" ] || fail "$who"
+  nothing_left
+}
+
+@test "sandbox: the server's network is its own: a service on the machine's loopback hears nothing" {
+  in_background listener python3 -c '
+import socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+print(s.getsockname()[1], flush=True)
+sys.stdin.read()
+s.setblocking(False)
+count = 0
+while True:
+    try:
+        s.accept()
+        count += 1
+    except BlockingIOError:
+        break
+print("connections:", count, flush=True)'
+  wait_until 5 output_of listener '^[0-9]+$'
+  PORT=$(head -n 1 "$BATS_TEST_TMPDIR/listener.out")
+  grade_alone net-outside
+  all_passed
+  # Without the sandbox the same file reaches the service: this test can see it.
+  run "$EXERCISES/check" --no-valgrind --unsandboxed s1-every-message "$BATS_TEST_TMPDIR/net-outside.c"
+  let_go listener
+  run tail -n 1 "$BATS_TEST_TMPDIR/listener.out"
+  assert_output --regexp '^connections: [1-9]'
+  nothing_left
+}
+
+@test "sandbox: the lab is read-only and /tmp private: the lab's task.md unchanged, no file in /tmp" {
+  local before
+  before=$(cksum <"$EXERCISES/s1-every-message/task.md")
+  grade_alone write-lab
+  all_passed
+  [ "$(cksum <"$EXERCISES/s1-every-message/task.md")" = "$before" ]
+  [ ! -e "/tmp/hostile-$MARK" ]
+  nothing_left
+}
+
+@test "sandbox: a setsid daemon and sleeping children end with the grade, namespaces or not" {
+  grade_alone daemons
+  nothing_left
+  # Without namespaces the student's user is what ends them.
+  SANDBOX_NO_NAMESPACES=1 grade_alone daemons
+  assert_line --partial "sandbox: no namespaces"
+  nothing_left
+}
+
+@test "sandbox: a secret in /tmp, another student's file and the reference solution cannot be read" {
+  SECRET="$BATS_TEST_TMPDIR/secret"
+  echo "the teacher's secret" >"$SECRET"
+  OTHER="$BATS_TEST_TMPDIR/class/other student.c"
+  mkdir -p "${OTHER%/*}"
+  cp "$SOLVED" "$OTHER"
+  # It stops answering when it reads one: passes in the sandbox, fails without it.
+  grade_alone read-secrets
+  all_passed
+  run "$EXERCISES/check" --no-valgrind --unsandboxed s1-every-message "$BATS_TEST_TMPDIR/read-secrets.c"
+  first_failed two-messages
+  nothing_left
+}
+
+@test "sandbox: kill(0, SIGTERM) stops the student's own server only: the grade goes on to its summary" {
+  grade_alone kill-group
+  first_failed two-messages
+  assert_line --index -1 "1 passed, 3 failed"
+  nothing_left
+}
+
+@test "sandbox: a server that writes a passing summary into the grader's output cannot; it is graded on what it did" {
+  grade_alone forge-summary
+  first_failed two-messages
+  refute_output --partial forged
+  assert_line --index -1 "1 passed, 3 failed"
+  nothing_left
+  SANDBOX_NO_NAMESPACES=1 grade_alone forge-summary
+  refute_output --partial forged
+  assert_line --index -1 "1 passed, 3 failed"
+  nothing_left
+}
+
+@test "sandbox: a flood of output stops at the file-size limit; the grader's output stays small" {
+  grade_alone flood
+  first_failed two-messages
+  [ "${#output}" -lt 10000 ]
+  nothing_left
+  SANDBOX_NO_NAMESPACES=1 grade_alone flood
+  first_failed two-messages
+  nothing_left
+}
+
+@test "sandbox: #include \"/dev/zero\" fails the build within its limits" {
+  grade_alone include-zero
+  first_failed builds
+  nothing_left
+}
+
+@test "sandbox: #include \"/dev/stdin\" reads nothing, even when the grader's input stays open" {
+  local input
+  mkfifo "$BATS_TEST_TMPDIR/input"
+  exec {input}<>"$BATS_TEST_TMPDIR/input"
+  hostile include-stdin
+  run "$EXERCISES/check" --no-valgrind s1-every-message "$BATS_TEST_TMPDIR/include-stdin.c" <&"$input"
+  exec {input}>&-
+  all_passed
+  nothing_left
+}
+
+@test "sandbox: #include of /etc/passwd or the reference solution shows nothing of the machine or the answer" {
+  grade_alone include-passwd
+  first_failed builds
+  # The machine's other users (daemon, bin, ...) are not in the sandbox's /etc/passwd.
+  local user
+  user=$(sed -n '2s/:.*//p' /etc/passwd)
+  [ -n "$user" ] && [ "$user" != root ]
+  refute_output --partial "$user:"
+  # The reference solution cannot be opened there; without the sandbox its text shows.
+  grade_alone include-solution
+  first_failed builds
+  assert_output --partial "solution.patch: Permission denied"
+  refute_output --partial "a/step1_blocking/server.c"
+  run "$EXERCISES/check" --no-valgrind --unsandboxed s1-every-message "$BATS_TEST_TMPDIR/include-solution.c"
+  first_failed builds
+  assert_output --partial "a/step1_blocking/server.c"
+  nothing_left
+}
+
+# no_student_left - no process of any student's user (grade gives each its own) runs.
+no_student_left() {
+  run bash -c "ps -eo uid= | awk '\$1 >= 2000000000' | wc -l"
+  assert_output 0
+  run ls -A "$TMPDIR"
+  assert_output ""
+}
+
+@test "grade -j 2: a line per student as each ends, any file name, skipped files named, an RFC 4180 CSV" {
+  local class="$BATS_TEST_TMPDIR/class" name
+  mkdir -p "$class"
+  for name in good 'Smith, Anna' -dash 'say "hi"' $'new\nline' .hidden; do cp "$SOLVED" "$class/$name.c"; done
+  cp "$SOLVED" "$class/UPPER.C"
+  ln -s nowhere.c "$class/dangling.c"
+  cp "$LAB/step1_blocking/server.c" "$class/unchanged.c"
+  echo 'int main(void) { return undeclared; }' >"$class/broken.c"
+  hostile kill-group "$class/kills.c"
+  run "$EXERCISES/grade" -j 2 --no-valgrind s1-every-message "$class" "$BATS_TEST_TMPDIR/grades.csv"
+  assert_failure 1
+  for name in 1 2 3 4 5 6 7 8; do assert_line "graded $name of 8"; done
+  assert_line "skipped: .hidden.c - a hidden file (its name begins with a dot)"
+  assert_line "skipped: UPPER.C - not a .c file"
+  assert_line "skipped: dangling.c - a link to nothing"
+  assert_line "Smith, Anna: 4 passed, 0 failed"
+  assert_line "\$'new\\nline': 4 passed, 0 failed"
+  assert_line "broken: 0 passed, 1 failed (builds)"
+  assert_line --regexp '^kills: 1 passed, 3 failed \(two-messages'
+  assert_line "graded 8, skipped 3"
+  # Read back as a spreadsheet would: one row per entry, in the folder's order.
+  run python3 -c '
+import csv, sys
+for row in csv.reader(open(sys.argv[1], newline="")):
+    print(repr(row))' "$BATS_TEST_TMPDIR/grades.csv"
+  assert_line --index 0 "['student', 'file', 'score', 'max_score', 'passed', 'failed', 'failed_criteria', 'note']"
+  assert_line --index 1 "['-dash', '-dash.c', '4', '4', '4', '0', '', '']"
+  assert_line --index 2 "['.hidden', '.hidden.c', '', '', '', '', '', 'skipped: a hidden file (its name begins with a dot)']"
+  assert_line --index 3 "['Smith, Anna', 'Smith, Anna.c', '4', '4', '4', '0', '', '']"
+  assert_line --index 4 "['UPPER.C', 'UPPER.C', '', '', '', '', '', 'skipped: not a .c file']"
+  assert_line --index 5 "['broken', 'broken.c', '0', '1', '0', '1', 'builds', '']"
+  assert_line --index 6 "['dangling', 'dangling.c', '', '', '', '', '', 'skipped: a link to nothing']"
+  assert_line --index 7 "['good', 'good.c', '4', '4', '4', '0', '', '']"
+  assert_line --index 8 "['kills', 'kills.c', '1', '4', '1', '3', 'two-messages blank-message next-client', '']"
+  assert_line --index 9 "['new\\nline', 'new\\nline.c', '4', '4', '4', '0', '', '']"
+  assert_line --index 10 "['say \"hi\"', 'say \"hi\".c', '4', '4', '4', '0', '', '']"
+  assert_line --index 11 "['unchanged', 'unchanged.c', '1', '4', '1', '3', 'two-messages blank-message next-client', '']"
+  [ "${#lines[@]}" = 12 ]
+  grep -q "undeclared" "$BATS_TEST_TMPDIR/grades.log"
+  no_student_left
+}
+
+@test "grade --cap: a student that never answers and ignores SIGTERM is stopped at the cap, the others graded" {
+  local class="$BATS_TEST_TMPDIR/class"
+  mkdir -p "$class"
+  hostile hang "$class/hangs.c"
+  cp "$SOLVED" "$class/good.c"
+  run "$EXERCISES/grade" -j 2 --cap 5 --no-valgrind s1-every-message "$class" "$BATS_TEST_TMPDIR/grades.csv"
+  assert_failure 1
+  assert_line --regexp '^hangs: 0 passed, 1 failed.* - stopped at the cap of 5 s$'
+  assert_line "good: 4 passed, 0 failed"
+  run grep -c 'stopped at the cap' "$BATS_TEST_TMPDIR/grades.csv"
+  assert_output 1
+  no_student_left
+}
