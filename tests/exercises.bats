@@ -163,6 +163,11 @@ proven() {
   proven s6-kvstore
 }
 
+# patch_to FILE PATCH - apply PATCH, written for another path, to FILE.
+patch_to() {
+  sed -E '/^(---|\+\+\+) /s#[ab]/[^ ]*#a/'"$1"'#' "$2" | git apply -p1
+}
+
 @test "the tutorial points to every exercise's check, in its step's chapter" {
   local id step chapter
   while read -r id _ step _; do
