@@ -273,3 +273,28 @@ for row in csv.reader(open(sys.argv[1], newline="")):
   assert_output 1
   no_student_left
 }
+
+@test "make handout: no solution in it; it builds; its check-exercise fails the unchanged file and passes a solution" {
+  local handout="$BATS_TEST_TMPDIR/handout" answers file
+  run make -s --no-print-directory -C "$LAB" handout DIR="$handout"
+  assert_success
+  # No file named as an answer, and no file with an answer's bytes under another name.
+  run find "$handout" -name 'solution*' -o -name 'wrong-*' -o -name requirements.md -o -name .git
+  assert_output ""
+  answers=$(cksum "$EXERCISES"/*/solution.* "$EXERCISES"/*/wrong-* | cut -d' ' -f1,2 | sort -u)
+  while IFS= read -r -d '' file; do
+    ! grep -qxF "$(cksum <"$file")" <<<"$answers" || fail "an answer's copy: $file"
+  done < <(find "$handout" -type f -print0)
+  # What reads the answers stays in the teacher's copy: the proof and this suite.
+  for file in tests/exercises/prove tests/exercises/regenerate tests/exercises.bats tests/teachers.bats; do
+    [ -e "$LAB/$file" ] && [ ! -e "$handout/$file" ] || fail "$file"
+  done
+  run make -s --no-print-directory -C "$handout" -j 2 all
+  assert_success
+  run make -s --no-print-directory -C "$handout" check-exercise EX=s1-every-message
+  assert_failure
+  assert_line --regexp '^failed: two-messages '
+  run make -s --no-print-directory -C "$handout" check-exercise EX=s1-every-message SRC="$SOLVED"
+  assert_success
+  assert_line --regexp '^score: ([0-9]+)/\1$'
+}

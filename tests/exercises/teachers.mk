@@ -3,3 +3,9 @@
 
 # bubblewrap (bwrap) makes the sandbox's namespaces.
 EXTRA_PACKAGES += bubblewrap
+
+## handout: the students' copy of the lab in DIR=PATH: no reference or wrong solutions
+.PHONY: handout
+handout:
+	@[ -n "$(DIR)" ] || { echo "usage: make handout DIR=PATH (a new folder)" >&2; exit 2; }
+	@tests/exercises/handout "$(DIR)"
