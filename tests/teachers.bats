@@ -298,3 +298,62 @@ for row in csv.reader(open(sys.argv[1], newline="")):
   assert_success
   assert_line --regexp '^score: ([0-9]+)/\1$'
 }
+
+# autograde FILE - run_autograder, in a folder laid out as Gradescope's (AUTOGRADER_ROOT),
+# on FILE submitted as server.c; the results as python3's json reads them, one line each.
+autograde() {
+  local root="$BATS_TEST_TMPDIR/autograder"
+  rm -rf "$root/submission" "$root/results"
+  mkdir -p "$root/submission"
+  cp "$1" "$root/submission/server.c"
+  AUTOGRADER_ROOT="$root" "$root/source/run_autograder"
+  run python3 -c '
+import json, sys
+results = json.load(open(sys.argv[1]))
+print("score", results["score"])
+for test in results["tests"]:
+    assert set(test) == {"name", "score", "max_score", "status", "output", "visibility"}, test
+    print(test["status"], test["score"], test["max_score"], test["name"].split(" ")[0])
+print("output:", " | ".join(test["output"].replace("\n", " | ") for test in results["tests"]))' \
+    "$root/results/results.json"
+}
+
+@test "make gradescope: setup.sh and run_autograder at the zip's root; results.json for the unchanged file, the reference, a build failure" {
+  local zip="$BATS_TEST_TMPDIR/autograder.zip" root="$BATS_TEST_TMPDIR/autograder"
+  run make -s --no-print-directory -C "$LAB" gradescope EX=s1-every-message OUT="$zip"
+  assert_success
+  # Unpacked as Gradescope does, into source/, each file with its mode.
+  mkdir -p "$root/source"
+  run python3 -c '
+import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as archive:
+    for info in archive.infolist():
+        path = archive.extract(info, sys.argv[2])
+        os.chmod(path, info.external_attr >> 16)
+        if "/" not in info.filename:
+            print(info.filename, oct(info.external_attr >> 16 & 0o111))
+    assert not [n for n in archive.namelist() if "solution" in n or "wrong-" in n]' "$zip" "$root/source"
+  assert_success
+  assert_line "setup.sh 0o111"
+  assert_line "run_autograder 0o111"
+  make -s -C "$root/source/lab" tests/client # (setup.sh's make all, for what s1 uses)
+
+  autograde "$LAB/step1_blocking/server.c"
+  assert_line --index 0 "score 0"
+  assert_line --index 1 "passed 0 0 builds"
+  assert_line --index 2 "failed 0 1 two-messages"
+  assert_line --index 5 "failed 0 1 memcheck"
+  assert_line --regexp '^output: .*expected : reply: WORLD'
+
+  autograde "$SOLVED"
+  assert_line --index 0 "score 4"
+  assert_line --index 2 "passed 1 1 two-messages"
+  assert_line --index 5 "passed 1 1 memcheck"
+
+  echo 'int main(void) { return undeclared; }' >"$BATS_TEST_TMPDIR/broken.c"
+  autograde "$BATS_TEST_TMPDIR/broken.c"
+  assert_line --index 0 "score 0"
+  assert_line --index 1 "failed 0 0 builds"
+  assert_line --index 2 "failed 0 1 two-messages"
+  assert_line --regexp '^output: .*error: .undeclared. undeclared.* \| not run: the build failed'
+}

@@ -9,3 +9,9 @@ EXTRA_PACKAGES += bubblewrap
 handout:
 	@[ -n "$(DIR)" ] || { echo "usage: make handout DIR=PATH (a new folder)" >&2; exit 2; }
 	@tests/exercises/handout "$(DIR)"
+
+## gradescope: a Gradescope autograder for exercise EX=ID in OUT=FILE.zip
+.PHONY: gradescope
+gradescope:
+	@[ -n "$(EX)" ] && [ -n "$(OUT)" ] || { echo "usage: make gradescope EX=ID OUT=FILE.zip (make exercises lists the IDs)" >&2; exit 2; }
+	@tests/exercises/gradescope "$(EX)" "$(OUT)"
