@@ -237,10 +237,10 @@ no_student_left() {
   assert_line "skipped: .hidden.c - a hidden file (its name begins with a dot)"
   assert_line "skipped: UPPER.C - not a .c file"
   assert_line "skipped: dangling.c - a link to nothing"
-  assert_line "Smith, Anna: 4 passed, 0 failed"
-  assert_line "\$'new\\nline': 4 passed, 0 failed"
-  assert_line "broken: 0 passed, 1 failed (builds)"
-  assert_line --regexp '^kills: 1 passed, 3 failed \(two-messages'
+  assert_line "Smith, Anna: score 3/3, 4 passed, 0 failed"
+  assert_line "\$'new\\nline': score 3/3, 4 passed, 0 failed"
+  assert_line "broken: score 0/3, 0 passed, 1 failed (builds)"
+  assert_line --regexp '^kills: score 0/3, 1 passed, 3 failed \(two-messages'
   assert_line "graded 8, skipped 3"
   # Read back as a spreadsheet would: one row per entry, in the folder's order.
   run python3 -c '
@@ -271,8 +271,8 @@ for row in csv.reader(open(sys.argv[1], newline="")):
   cp "$SOLVED" "$class/good.c"
   run "$EXERCISES/grade" -j 2 --cap 5 --no-valgrind s1-every-message "$class" "$BATS_TEST_TMPDIR/grades.csv"
   assert_failure 1
-  assert_line --regexp '^hangs: 0 passed, 1 failed.* - stopped at the cap of 5 s$'
-  assert_line "good: 4 passed, 0 failed"
+  assert_line --regexp '^hangs: score 0/[0-9]+, 0 passed, 1 failed.* - stopped at the cap of 5 s$'
+  assert_line "good: score 3/3, 4 passed, 0 failed"
   run grep -c 'stopped at the cap' "$BATS_TEST_TMPDIR/grades.csv"
   assert_output 1
   no_student_left
