@@ -26,6 +26,7 @@ setup() {
   mkdir -p "$TMPDIR"
   # The student's user, known to the test: no process of it may outlive a grade.
   export SANDBOX_UID=$((2000000000 + BASHPID))
+  export GRADE_UID_BASE=$((2050000000 + BASHPID % 100000 * 100))
   # A name for what an attack leaves (a file, a process name: 15 characters at most).
   MARK="kit$RANDOM$RANDOM"
 }
@@ -133,7 +134,8 @@ while True:
   nothing_left
 }
 
-@test "sandbox: a secret in /tmp, another student's file and the reference solution cannot be read" {
+@test "sandbox: a secret in /tmp or the grader's environment, another student's file and the reference solution cannot be read" {
+  export "$MARK=the teacher's token"
   SECRET="$BATS_TEST_TMPDIR/secret"
   echo "the teacher's secret" >"$SECRET"
   OTHER="$BATS_TEST_TMPDIR/class/other student.c"
@@ -144,6 +146,12 @@ while True:
   all_passed
   run "$EXERCISES/check" --no-valgrind --unsandboxed s1-every-message "$BATS_TEST_TMPDIR/read-secrets.c"
   first_failed two-messages
+  nothing_left
+}
+
+@test "sandbox: a fork bomb stops at the process limit, and its processes end with the grade" {
+  grade_alone fork-bomb
+  all_passed
   nothing_left
 }
 
@@ -214,9 +222,10 @@ while True:
   nothing_left
 }
 
-# no_student_left - no process of any student's user (grade gives each its own) runs.
+# no_student_left - no process of the class's students' users runs (grade gives each its
+# own: GRADE_UID_BASE and the student's index, below 100 here).
 no_student_left() {
-  run bash -c "ps -eo uid= | awk '\$1 >= 2000000000' | wc -l"
+  run bash -c "ps -eo uid= | awk '\$1 >= $GRADE_UID_BASE && \$1 < $GRADE_UID_BASE + 100' | wc -l"
   assert_output 0
   run ls -A "$TMPDIR"
   assert_output ""

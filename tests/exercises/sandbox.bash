@@ -11,9 +11,10 @@
 #   read-only, the reference and wrong solutions hidden (opening one is refused), and the
 #   student's own file;
 # - the student's build and server run as a user of their own (a numeric user that no
-#   one else has, without capabilities, in a session and process group of their own, so
-#   no signal of theirs reaches the grader), with limits on processes, memory, CPU time,
-#   file size (their output) and, for the build, wall-clock time.
+#   one else has, without capabilities, with an environment of its own, in a session and
+#   process group of their own, so no signal of theirs reaches the grader), with limits
+#   on processes, memory (each process's), CPU time, file size (their output) and, for
+#   the build, wall-clock time.
 #
 # What cannot be had is said in one line on standard error, and the rest still holds:
 # without bwrap (or where namespaces are refused) the student's code runs as its own user
@@ -24,10 +25,12 @@
 # The student's user: a number of its own for each grade (the outermost grader's pid),
 # so that a class graded in parallel is one user per student.
 SANDBOX_UID=${SANDBOX_UID:-$((2100000000 + $$))}
-# Limits for the student's processes (prlimit): a fork bomb, a memory or CPU hog, a
-# flood of output each stops at its limit. The server's are wide enough for a server
-# under valgrind with a few hundred clients.
-SANDBOX_LIMITS=(--nproc=256 --as=2147483648 --cpu=120 --fsize=16777216 --core=0)
+# Limits for the student's processes (prlimit): a memory or CPU hog, a flood of output
+# each stops at its limit, and a fork bomb at the process limit, which counts every
+# process of a user, so it is set only where the student has a user of its own. They are
+# wide enough for a server under valgrind with a few hundred clients.
+SANDBOX_LIMITS=(--as=2147483648 --cpu=120 --fsize=16777216 --core=0)
+SANDBOX_PROCESSES=256
 SANDBOX_BUILD_SECONDS=60
 
 # sandbox_mode - how the student's code runs here: namespaces (bwrap, as root),
@@ -46,8 +49,9 @@ sandbox_mode() {
   fi
 }
 
-# sandbox_enter SRC OPTION... - run this check again inside the sandbox, unless it is
-# already there; OPTION... are check's options, SRC the student's file (absolute).
+# sandbox_enter SRC OPTION... - run this check again inside the sandbox, and exit with
+# its status, unless it is already there; OPTION... are check's options, SRC the
+# student's file (absolute).
 # Say which protections are missing, in one line.
 sandbox_enter() {
   local src=$1 mode
@@ -72,12 +76,19 @@ sandbox_enter() {
     exec 8< <(printf 'root:x:0:0:root:/root:/bin/sh\nstudent:x:%s:%s::/nonexistent:/bin/false\n' \
       "$SANDBOX_UID" "$SANDBOX_UID")
     exec 9< <(printf 'root:x:0:\nstudent:x:%s:\n' "$SANDBOX_UID")
-    exec bwrap "${BWRAP_OPTIONS[@]}" "${BWRAP_BINDS[@]}" \
+    local status=0
+    bwrap "${BWRAP_OPTIONS[@]}" "${BWRAP_BINDS[@]}" \
       --ro-bind-data 8 /etc/passwd --ro-bind-data 9 /etc/group \
-      env TMPDIR=/tmp PATH="$(sandbox_path)" "$0" "$@" "$ID" "$src"
+      env TMPDIR=/tmp PATH="$(sandbox_path)" "$0" "$@" "$ID" "$src" || status=$?
+    # bwrap returns as its namespace's processes are being killed: the grade ends when
+    # the last of the student's has gone.
+    [ "$mode" != namespaces ] || wait_until 5 no_student_processes || sandbox_clean
+    exit "$status"
     ;;
   esac
 }
+
+no_student_processes() { ! pgrep -U "$SANDBOX_UID" >/dev/null; }
 
 # The namespaces and the system, read-only. --new-session: no terminal to type into.
 BWRAP_OPTIONS=(--unshare-net --unshare-pid --unshare-ipc --unshare-uts --unshare-cgroup-try
@@ -142,7 +153,10 @@ sandbox_prepare() {
   namespaces) mkdir -p "$STUDENT_DIR" && chmod 711 "$1" ;;
   esac
   chown "$SANDBOX_UID:$SANDBOX_UID" "$STUDENT_DIR"
-  STUDENT_RUN+=(prlimit "${SANDBOX_LIMITS[@]}" --
+  # An environment of its own: the grader's may hold what the student must not read.
+  STUDENT_RUN+=(env -i PATH=/usr/bin:/bin HOME="$STUDENT_DIR" TMPDIR="$STUDENT_DIR"
+    ${LANG:+"LANG=$LANG"} ${LC_ALL:+"LC_ALL=$LC_ALL"})
+  STUDENT_RUN+=(prlimit --nproc="$SANDBOX_PROCESSES" "${SANDBOX_LIMITS[@]}" --
     setpriv --reuid="$SANDBOX_UID" --regid="$SANDBOX_UID" --clear-groups
     --inh-caps=-all --bounding-set=-all --no-new-privs --)
 }

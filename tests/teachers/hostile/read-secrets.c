@@ -1,4 +1,5 @@
-/* hostile: reads a secret in /tmp, another student's file and the reference solution;
+/* hostile: reads a secret in /tmp, one in the grader's environment (@MARK@), another
+   student's file and the reference solution;
    when any of them can be read, it stops answering (so the grade shows it). */
 static int readable(const char *path) {
   char byte;
@@ -11,7 +12,7 @@ static int readable(const char *path) {
 }
 static void attack(int client) {
   (void)client;
-  if (readable("@SECRET@") || readable("@OTHER@") ||
+  if (getenv("@MARK@") || readable("@SECRET@") || readable("@OTHER@") ||
       readable("@LAB@/tests/exercises/s1-every-message/solution.patch"))
     exit(3);
 }
