@@ -181,12 +181,14 @@ sandbox_build() {
 # student, and under valgrind writes its logs in the student's folder (valgrind runs
 # inside the student's process: what it reports the student's code could reach anyway).
 server_launcher() {
+  # shellcheck disable=SC2034 # RUNNER is helpers.bash's
   RUNNER=("${STUDENT_RUN[@]}")
   if [ "${VALGRIND:-0}" = 1 ] && [ "$SANDBOX_MODE" != none ]; then
     VALGRIND_LOG="$STUDENT_DIR/valgrind-${BATS_TEST_TMPDIR##*/}/valgrind"
     mkdir -p "${VALGRIND_LOG%/*}"
-    [ "$SANDBOX_MODE" != namespaces ] && [ "$SANDBOX_MODE" != user ] ||
+    if [ "$SANDBOX_MODE" = namespaces ] || [ "$SANDBOX_MODE" = user ]; then
       chown "$SANDBOX_UID" "${VALGRIND_LOG%/*}"
+    fi
   fi
   return 0
 }
