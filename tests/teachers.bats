@@ -309,9 +309,15 @@ for student, file, score, most, passed, failed, failures, note in rows[1:]:
   while IFS= read -r -d '' file; do
     ! grep -qxF "$(cksum <"$file")" <<<"$answers" || fail "an answer's copy: $file"
   done < <(find "$handout" -type f -print0)
-  # What reads the answers stays in the teacher's copy: the proof and this suite.
+  # What reads the answers stays in the teacher's copy: the proof and this suite; no
+  # suite left names an answer, and the handout's make test lists only suites it has.
   for file in tests/exercises/prove tests/exercises/regenerate tests/exercises.bats tests/teachers.bats; do
     [ -e "$LAB/$file" ] && [ ! -e "$handout/$file" ] || fail "$file"
+  done
+  run grep -lE 'solution\.(patch|c)|wrong-[a-z*]|requirements\.md' "$handout"/tests/*.bats
+  assert_output ""
+  for file in $(make -s --no-print-directory -C "$handout" --eval 'suites: ; @echo $(SUITES)' suites); do
+    [ -f "$handout/$file" ] || fail "make test would run $file, which is not in the handout"
   done
   run make -s --no-print-directory -C "$handout" -j 2 all
   assert_success
