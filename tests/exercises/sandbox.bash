@@ -51,8 +51,7 @@ sandbox_mode() {
 
 # sandbox_enter SRC OPTION... - run this check again inside the sandbox, and exit with
 # its status, unless it is already there; OPTION... are check's options, SRC the
-# student's file (absolute).
-# Say which protections are missing, in one line.
+# student's file (absolute). First say, in one line, which protections cannot be had.
 sandbox_enter() {
   local src=$1 mode
   shift
@@ -94,14 +93,23 @@ no_student_processes() { ! pgrep -U "$SANDBOX_UID" >/dev/null; }
 BWRAP_OPTIONS=(--unshare-net --unshare-pid --unshare-ipc --unshare-uts --unshare-cgroup-try
   --die-with-parent --new-session
   --ro-bind /usr /usr --ro-bind /etc /etc --proc /proc --dev /dev
-  --symlink usr/bin /bin --symlink usr/sbin /sbin --symlink usr/lib /lib
-  --symlink usr/lib64 /lib64 --size 268435456 --perms 1777 --tmpfs /tmp)
+  --size 268435456 --perms 1777 --tmpfs /tmp)
+# /bin, /lib and the like: links into /usr where the system has them so (merged /usr),
+# folders of their own where not.
+for system_folder in /bin /sbin /lib /lib32 /lib64; do
+  if [ -L "$system_folder" ]; then
+    BWRAP_OPTIONS+=(--symlink "$(readlink "$system_folder")" "$system_folder")
+  elif [ -d "$system_folder" ]; then
+    BWRAP_OPTIONS+=(--ro-bind "$system_folder" "$system_folder")
+  fi
+done
+unset system_folder
 [ "$(id -u)" != 0 ] || BWRAP_OPTIONS+=(--cap-add ALL) # the grader's; the student's are dropped
 
 # sandbox_binds SRC - BWRAP_BINDS, bwrap's options for the lab's files: the tests and
-# step 6's library read-only, every solution hidden (a device node where devices are
-# refused: opening it fails), the python that
-# runs the grader's clients when it is not the system's, and SRC.
+# step 6's library read-only, every solution hidden (under /dev/null, a device where
+# devices are refused: opening it fails), the python that runs the grader's clients when
+# it is not the system's, and SRC.
 sandbox_binds() {
   local hidden python
   BWRAP_BINDS=()
@@ -154,7 +162,7 @@ sandbox_prepare() {
   esac
   chown "$SANDBOX_UID:$SANDBOX_UID" "$STUDENT_DIR"
   # An environment of its own: the grader's may hold what the student must not read.
-  STUDENT_RUN+=(env -i PATH=/usr/bin:/bin HOME="$STUDENT_DIR" TMPDIR="$STUDENT_DIR"
+  STUDENT_RUN+=(env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$STUDENT_DIR" TMPDIR="$STUDENT_DIR"
     ${LANG:+"LANG=$LANG"} ${LC_ALL:+"LC_ALL=$LC_ALL"})
   STUDENT_RUN+=(prlimit --nproc="$SANDBOX_PROCESSES" "${SANDBOX_LIMITS[@]}" --
     setpriv --reuid="$SANDBOX_UID" --regid="$SANDBOX_UID" --clear-groups
@@ -193,8 +201,9 @@ server_launcher() {
   return 0
 }
 
-# sandbox_clean - without namespaces, end every process of the student's user and remove
-# the files it left where anyone may write.
+# sandbox_clean - end every process of the student's user and remove the files it left
+# where anyone may write: what namespaces would have done, where there are none (or they
+# were slow to).
 sandbox_clean() {
   while pkill -KILL -U "$SANDBOX_UID" 2>/dev/null; do :; done
   find /tmp /var/tmp /dev/shm -xdev -user "$SANDBOX_UID" -delete 2>/dev/null
