@@ -147,6 +147,7 @@ while True:
   all_passed
   run "$EXERCISES/check" --no-valgrind --unsandboxed s1-every-message "$BATS_TEST_TMPDIR/read-secrets.c"
   first_failed two-messages
+  assert_line --index 0 --partial "sandbox: none (--unsandboxed)"
   nothing_left
 }
 
@@ -391,4 +392,13 @@ with zipfile.ZipFile(sys.argv[1]) as archive:
   assert_line --index 1 "failed builds"
   assert_line --index 2 "failed two-messages"
   assert_line --regexp '^output: .*error: .undeclared. undeclared.* \| not run: the build failed'
+
+  # A submission without the step's file name: a result that says so, not a crash.
+  rm -rf "$root/submission" "$root/results"
+  mkdir -p "$root/submission"
+  cp "$SOLVED" "$root/submission/mine.c"
+  AUTOGRADER_ROOT="$root" "$root/source/run_autograder"
+  run python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print(r["score"], r["output"])' \
+    "$root/results/results.json"
+  assert_output "0 no file named server.c in the submission: submit the exercise's file, server.c"
 }

@@ -20,7 +20,8 @@
 # without bwrap (or where namespaces are refused) the student's code runs as its own user
 # with the limits, and what it left is removed at the end; a grader that is not root
 # cannot change user, and runs the student's code as itself. `check --unsandboxed` runs
-# it with none of this, and says so.
+# it with none of this, and says so. SANDBOX_NO_NAMESPACES=1 asks for the fallback where
+# bwrap would work (tests/teachers.bats shows that it holds too).
 
 # The student's user: a number of its own for each grade (the outermost grader's pid),
 # so that a class graded in parallel is one user per student.

@@ -4,7 +4,7 @@ CHECK is what tests/exercises/check --verbose printed: a line per criterion (`pa
 ...`, `failed: ID - ... (hint: ...)`, `not run: ID - ...`, `skipped: ID - ...`), each
 failure followed by what the grader saw (lines beginning `    | `). POINTS has a line
 `ID POINTS` per criterion. The build is a test worth nothing; a criterion that has no line
-(the build failed) scores nothing and says so. Only the grader writes CHECK: the
+(the build failed, or no file was submitted) scores nothing and says why. Only the grader writes CHECK: the
 student's build and server write into files of their own, inside the sandbox.
 """
 import json
@@ -34,8 +34,10 @@ def test(name, points, found):
     """One entry of tests[]: the criterion's points when it passed, its evidence always."""
     result = found.get(name)
     if result is None:
-        status, output = "failed", "not run: the build failed"
-        title = name
+        built = found.get("builds", {}).get("status")
+        status, title = "failed", name
+        output = ("not run: the build failed" if built == "failed" else
+                  "not run: the grader did not get this far (see the output above)")
     else:
         status = "passed" if result["status"] == "passed" else "failed"
         output = "\n".join([result["line"]] + result["evidence"])
