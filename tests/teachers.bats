@@ -64,13 +64,16 @@ grade_alone() {
 }
 
 # nothing_left - no process of the student's user runs, none named MARK (the name an
-# attack gives its daemons), and the graders' folder is empty.
+# attack gives its daemons), and the graders' folder holds nothing of the student's: no
+# file of its user, nothing but the evidence a failed grade keeps (exercise-ID.*).
 nothing_left() {
   run pgrep -U "$SANDBOX_UID"
   assert_failure
   run pgrep -x "$MARK"
   assert_failure
-  run ls -A "$TMPDIR"
+  run find "$TMPDIR" -user "$SANDBOX_UID"
+  assert_output ""
+  run find "$TMPDIR" -mindepth 1 -maxdepth 1 ! -name 'exercise-*'
   assert_output ""
 }
 

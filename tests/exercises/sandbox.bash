@@ -76,10 +76,15 @@ sandbox_enter() {
     exec 8< <(printf 'root:x:0:0:root:/root:/bin/sh\nstudent:x:%s:%s::/nonexistent:/bin/false\n' \
       "$SANDBOX_UID" "$SANDBOX_UID")
     exec 9< <(printf 'root:x:0:\nstudent:x:%s:\n' "$SANDBOX_UID")
-    local status=0
-    bwrap "${BWRAP_OPTIONS[@]}" "${BWRAP_BINDS[@]}" \
+    # The grader's folder is one of this machine's, bound in: a failed grade's evidence
+    # stays there, at the path the grade prints. The student's folder is in the
+    # sandbox's /tmp, and goes with it.
+    local status=0 kept
+    kept=$(mktemp -d "${TMPDIR:-/tmp}/exercise-$ID.XXXXXX")
+    bwrap "${BWRAP_OPTIONS[@]}" "${BWRAP_BINDS[@]}" --bind "$kept" "$kept" \
       --ro-bind-data 8 /etc/passwd --ro-bind-data 9 /etc/group \
-      env TMPDIR=/tmp PATH="$(sandbox_path)" "$0" "$@" "$ID" "$src" || status=$?
+      env TMPDIR="$kept" PATH="$(sandbox_path)" "$0" "$@" "$ID" "$src" || status=$?
+    rmdir "$kept" 2>/dev/null # empty unless the grade kept its evidence
     # bwrap returns as its namespace's processes are being killed: the grade ends when
     # the last of the student's has gone.
     [ "$mode" != namespaces ] || wait_until 5 no_student_processes || sandbox_clean
@@ -141,13 +146,15 @@ sandbox_path() {
   echo "$python:/usr/local/bin:/usr/bin:/usr/sbin"
 }
 
-# sandbox_prepare GRADER_TMP - STUDENT_DIR, the one folder the student's user may write
-# (its build goes there), and STUDENT_RUN, the command prefix that runs a student's
-# program: in a session of its own, with the limits, as the student's user. Without
-# namespaces STUDENT_DIR is a folder of /tmp (the grader's may lie where the student's
-# user cannot pass), removed at the end with whatever else that user left.
+# sandbox_prepare - STUDENT_DIR, the one folder the student's user may write (its build
+# goes there), and STUDENT_RUN, the command prefix that runs a student's program: in a
+# session of its own, with the limits, as the student's user. Where the student has a
+# user of its own, STUDENT_DIR is a folder of /tmp (the grader's, GRADER_TMP, may lie
+# where that user cannot pass): the sandbox's own /tmp, or without namespaces the
+# machine's, removed at the end (check's EXIT trap, to which this adds) with whatever
+# else that user left there.
 sandbox_prepare() {
-  STUDENT_DIR="$1/student"
+  STUDENT_DIR="$GRADER_TMP/student"
   STUDENT_RUN=(setsid)
   case $SANDBOX_MODE in
   none | limits | namespaces-same-user)
@@ -155,12 +162,11 @@ sandbox_prepare() {
     [ "$SANDBOX_MODE" = none ] || STUDENT_RUN+=(prlimit "${SANDBOX_LIMITS[@]}" --)
     return 0
     ;;
-  user)
-    STUDENT_DIR=$(mktemp -d /tmp/exercise-student.XXXXXX) || exit 2
-    trap 'sandbox_clean; rm -rf "$GRADER_TMP" "$STUDENT_DIR"' EXIT
-    ;;
-  namespaces) mkdir -p "$STUDENT_DIR" && chmod 711 "$1" ;;
   esac
+  STUDENT_DIR=$(mktemp -d /tmp/exercise-student.XXXXXX) || exit 2
+  eval "set -- $(trap -p EXIT)" # ($3: the trap's command as check set it)
+  # shellcheck disable=SC2064 # check's command is put in now, STUDENT_DIR at the end
+  trap "sandbox_clean; rm -rf \"\$STUDENT_DIR\"; ${3:-}" EXIT
   chown "$SANDBOX_UID:$SANDBOX_UID" "$STUDENT_DIR"
   # An environment of its own: the grader's may hold what the student must not read.
   STUDENT_RUN+=(env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$STUDENT_DIR" TMPDIR="$STUDENT_DIR"
