@@ -7,8 +7,8 @@
 # line names, graded on that criterion alone. setup_file grades them all, one build per
 # variant, EXERCISES_JOBS at once (default 4: most of a grader's time is waiting), the
 # reference runs first (the longest); each test reads its exercise's results
-# (tests/exercises/prove). Then requirements.md, `make exercises`, the teachers' `grade`
-# and the graders' own bounds.
+# (tests/exercises/prove). Then requirements.md, `make exercises` and the graders'
+# own bounds (the teachers' `grade` is tests/teachers.bats's).
 # EXERCISES_PROOF=quick leaves the valgrind criteria out of the reference runs (the wrong
 # solutions that valgrind must catch are still run under it); EXERCISES_ONLY="ID..."
 # proves those exercises alone (the others' tests are skipped): for work on one grader.
@@ -322,26 +322,6 @@ mapped() {
 
 @test "s6-kvstore: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
   proven s6-kvstore
-}
-
-@test "grade: one line per student and a CSV, for a good, a wrong and a non-compiling file" {
-  local class="$BATS_TEST_TMPDIR/class"
-  mkdir -p "$class"
-  cp "$LAB/step1_blocking/server.c" "$class/unchanged.c"
-  cp "$LAB/step1_blocking/server.c" "$class/good.c"
-  (cd "$class" && patch_to good.c "$EXERCISES/s1-every-message/solution.patch")
-  echo 'int main(void) { return undeclared; }' >"$class/broken.c"
-  run "$EXERCISES/grade" s1-every-message "$class" "$BATS_TEST_TMPDIR/grades.csv"
-  assert_failure 1
-  assert_line --index 0 "broken: 0 passed, 1 failed (builds)"
-  assert_line --index 1 --regexp '^good: [0-9]+ passed, 0 failed$'
-  assert_line --index 2 --regexp '^unchanged: [0-9]+ passed, [1-9][0-9]* failed \(two-messages.*\)$'
-  run cat "$BATS_TEST_TMPDIR/grades.csv"
-  assert_line --index 0 "student,passed,failed,failed_criteria"
-  assert_line --index 1 "broken,0,1,builds"
-  assert_line --index 2 --regexp '^good,[0-9]+,0,$'
-  assert_line --index 3 --regexp '^unchanged,[0-9]+,[1-9][0-9]*,two-messages'
-  grep -q "undeclared" "$BATS_TEST_TMPDIR/grades.log"
 }
 
 # patch_to FILE PATCH - apply PATCH, written for another path, to FILE.
