@@ -227,27 +227,27 @@ in_grader() {
   run "$EXERCISES/check" s1-every-message
   assert_failure 1
   assert_line --index 0 "passed: builds - compiles with the lab's flags"
-  assert_line --index -2 "score: 0/4"
-  assert_line --index -1 "1 passed, 4 failed"
+  assert_line --index -2 "score: 0/10"
+  assert_line --index -1 "1 passed, 5 failed"
 }
 
 @test "check: a valgrind criterion after a failed one is not run; --only runs one criterion; --only names a real one" {
   run "$EXERCISES/check" s1-every-message
-  assert_line "failed: two-messages - two messages on one connection are both answered (hint: loop in handle_client() until echo_once() says the session is over)"
+  assert_line "failed: two-messages - every message on one connection is answered: hello, world and a third (hint: loop in handle_client() until echo_once() says the session is over)"
   assert_line "not run: memcheck - two-messages failed"
   refute_output --partial "failed: memcheck"
   run "$EXERCISES/check" --only next-client s1-every-message
   assert_failure 1
   [ "${#lines[@]}" = 4 ] || fail "$output"
   assert_line --index 1 --partial "failed: next-client - "
-  assert_line --index 2 "score: 0/1"
+  assert_line --index 2 "score: 0/2"
   # Alone, with no failure before it, the valgrind criterion runs (its scenario fails here).
   run "$EXERCISES/check" --only memcheck s1-every-message
   assert_failure 1
   assert_line --index 1 --partial "failed: memcheck - "
   run "$EXERCISES/check" --only no-such-thing s1-every-message
   assert_failure 2
-  assert_output "s1-every-message has no criterion 'no-such-thing'; its criteria: two-messages blank-message next-client memcheck"
+  assert_output "s1-every-message has no criterion 'no-such-thing'; its criteria: two-messages bytes blank-message next-client memcheck"
 }
 
 # A server for stop_server: it prints its ready line and waits, with the SIGTERM handler
@@ -298,7 +298,7 @@ fake_server() {
   (cd "$BATS_TEST_TMPDIR" && patch_to "a student's file.c" "$EXERCISES/s1-every-message/solution.patch")
   run make -s --no-print-directory -C "$LAB" check-exercise EX=s1-every-message SRC="$src"
   assert_success
-  assert_line --index -1 "5 passed, 0 failed"
+  assert_line --index -1 "6 passed, 0 failed"
 }
 
 @test "the graders leave no process behind: every server and client they started has ended" {
