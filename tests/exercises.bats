@@ -388,8 +388,8 @@ in_grader() {
   run "$EXERCISES/check" s1-every-message
   assert_failure 1
   assert_line --index 0 "passed: builds - compiles with the lab's flags"
-  assert_line --index -2 "score: 0/10"
-  assert_line --index -1 "1 passed, 5 failed"
+  assert_line --index -2 "score: 0/9"
+  assert_line --index -1 "1 passed, 4 failed"
 }
 
 @test "check: a valgrind criterion after a failed one is not run; --only runs one criterion; --only names a real one" {
@@ -409,7 +409,7 @@ in_grader() {
   assert_line --index 1 --partial "failed: memcheck - "
   run "$EXERCISES/check" --only no-such-thing s1-every-message
   assert_failure 2
-  assert_output "s1-every-message has no criterion 'no-such-thing'; its criteria: two-messages bytes blank-message next-client memcheck"
+  assert_output "s1-every-message has no criterion 'no-such-thing'; its criteria: two-messages blank-message next-client memcheck"
 }
 
 # A server for stop_server: it prints its ready line and waits, with the SIGTERM handler
@@ -459,7 +459,7 @@ fake_server() {
   (cd "$BATS_TEST_TMPDIR" && patch_to "a student's file.c" "$EXERCISES/s1-every-message/solution.patch")
   run make -s --no-print-directory -C "$LAB" check-exercise EX=s1-every-message SRC="$src"
   assert_success
-  assert_line --index -1 "6 passed, 0 failed"
+  assert_line --index -1 "5 passed, 0 failed"
 }
 
 @test "a failed criterion shows what was sent, what was expected and what came back, and keeps the rest" {
@@ -467,7 +467,7 @@ fake_server() {
   assert_failure 1
   assert_line --index 1 --partial "failed: two-messages - "
   assert_line --index 1 --partial "(hint: loop in handle_client() until echo_once() says the session is over)"
-  assert_line "    | ran: talk 'hello\n' 'world\n'"
+  assert_line "    | ran: talk 'hello\n' 'world\n' 'and a third\n'"
   assert_line "    | expected : reply: WORLD"
   assert_line "    | actual   : closed"
   assert_line "    | the server closed the connection while a reply was still expected (replies before: 1)"
@@ -488,7 +488,7 @@ fake_server() {
   # valgrind's report, cut to the error and where in the student's file it is
   run cat "$SIDE/leak.out"
   assert_line --index 1 --partial "(hint: valgrind found errors in the server: what and where follow)"
-  assert_line --index 2 "    | valgrind: 64 bytes in 1 blocks are definitely lost in loss record 1 of 1"
+  assert_line --index 2 --regexp '^    \| valgrind: [0-9,]+ bytes in [0-9]+ blocks are definitely lost in loss record 1 of 1$'
   assert_line --index 3 --regexp '^    \| valgrind:   by 0x[0-9A-F]+: handle_client \(leak\.c:[0-9]+\)$'
 }
 
