@@ -467,7 +467,7 @@ fake_server() {
   assert_failure 1
   assert_line --index 1 --partial "failed: two-messages - "
   assert_line --index 1 --partial "(hint: loop in handle_client() until echo_once() says the session is over)"
-  assert_line "    | ran: talk 'hello\n' 'world\n' 'and a third\n'"
+  assert_line "    | ran: talk --timeout 2 'hello\n' 'world\n' 'and a third\n'"
   assert_line "    | expected : reply: WORLD"
   assert_line "    | actual   : closed"
   assert_line "    | the server closed the connection while a reply was still expected (replies before: 1)"
