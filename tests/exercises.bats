@@ -55,7 +55,7 @@ side_grades() {
   grep -qF '(void)announce;' "$SIDE/silent.c" && grep -qF 'raise(SIGSEGV)' "$SIDE/crash.c" &&
     grep -qF 'leaks %p' "$SIDE/leak.c" ||
     fail "the broken servers were not made: step 1's server.c has changed"
-  local grade name options
+  local grade id name options
   for grade in s1-whole-request:no-close s1-every-message:deaf s1-every-message:dribble \
     s1-every-message:flood s3-chat:unchanged-chat s2-byte-count:unchanged-count \
     s1-every-message:silent s1-every-message:gone s1-every-message:crash s1-every-message:leak:memcheck; do
@@ -110,104 +110,6 @@ well_told() {
     fail "$1 shows the grader's own error"
   [ "$(tail -n 2 "$1" | sed -nE '1s#^score: [0-9]+/[0-9]+$#ok#p; 2s#^[0-9]+ passed, [0-9]+ failed$#ok#p' |
     paste -sd ' ')" = "ok ok" ] || fail "$1 does not end with the score and the counts: $(tail -n 2 "$1")"
-}
-
-@test "every exercise has its test here, task text and hints, a reference and a wrong solution" {
-  local dir id
-  for dir in "$EXERCISES"/*/; do
-    id=$(basename "$dir")
-    grep -q "^@test \"$id: the grader fails" "$BATS_TEST_FILENAME" || fail "no test for $id's grader in exercises.bats"
-    grep -q "^@test \"$id: requirements.md " "$BATS_TEST_FILENAME" || fail "no test for $id's requirements.md in exercises.bats"
-    [ -s "$dir/task.md" ] || fail "$id has no task.md"
-    grep -qi '^hints' "$dir/task.md" || fail "$id's task.md has no hints"
-    [ -s "$dir/solution.patch" ] || fail "$id has no solution.patch"
-  done
-}
-
-@test "make exercises: at least three exercises per step, ID first, then the step and the task" {
-  run make -s --no-print-directory -C "$LAB" exercises
-  assert_success
-  [ "${#lines[@]}" -ge 18 ]
-  for step in 1 2 3 4 5 6; do
-    [ "$(grep -cE "^[a-z0-9-]+ +step $step  [^ ]" <<<"$output")" -ge 3 ] || fail "step $step: $output"
-  done
-  [ "$(grep -cvE '^[a-z0-9-]+ +step [1-6]  [^ ]' <<<"$output")" = 0 ] || fail "$output"
-}
-
-@test "s1-every-message: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s1-every-message
-}
-
-@test "s1-greeting: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s1-greeting
-}
-
-@test "s1-requests: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s1-requests
-}
-
-@test "s1-whole-request: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s1-whole-request
-}
-
-@test "s2-byte-count: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s2-byte-count
-}
-
-@test "s2-idle-timeout: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s2-idle-timeout
-}
-
-@test "s2-lines: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s2-lines
-}
-
-@test "s3-chat: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s3-chat
-}
-
-@test "s3-max-clients: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s3-max-clients
-}
-
-@test "s3-poll: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s3-poll
-}
-
-@test "s4-max-threads: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s4-max-threads
-}
-
-@test "s4-shared-counter: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s4-shared-counter
-}
-
-@test "s4-who: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s4-who
-}
-
-@test "s5-exit-status: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s5-exit-status
-}
-
-@test "s5-prefork: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s5-prefork
-}
-
-@test "s5-sigchld: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s5-sigchld
-}
-
-@test "s6-blank-line: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s6-blank-line
-}
-
-@test "s6-handle: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s6-handle
-}
-
-@test "s6-kvstore: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s6-kvstore
 }
 
 # mapped ID - ID/requirements.md is one table `| requirement (task.md) | wrong solution |
@@ -323,6 +225,104 @@ mapped() {
   mapped s6-kvstore
 }
 
+@test "every exercise has its test here, task text and hints, a reference and a wrong solution" {
+  local dir id
+  for dir in "$EXERCISES"/*/; do
+    id=$(basename "$dir")
+    grep -q "^@test \"$id: the grader fails" "$BATS_TEST_FILENAME" || fail "no test for $id's grader in exercises.bats"
+    grep -q "^@test \"$id: requirements.md " "$BATS_TEST_FILENAME" || fail "no test for $id's requirements.md in exercises.bats"
+    [ -s "$dir/task.md" ] || fail "$id has no task.md"
+    grep -qi '^hints' "$dir/task.md" || fail "$id's task.md has no hints"
+    [ -s "$dir/solution.patch" ] || fail "$id has no solution.patch"
+  done
+}
+
+@test "make exercises: at least three exercises per step, ID first, then the step and the task" {
+  run make -s --no-print-directory -C "$LAB" exercises
+  assert_success
+  [ "${#lines[@]}" -ge 18 ]
+  for step in 1 2 3 4 5 6; do
+    [ "$(grep -cE "^[a-z0-9-]+ +step $step  [^ ]" <<<"$output")" -ge 3 ] || fail "step $step: $output"
+  done
+  [ "$(grep -cvE '^[a-z0-9-]+ +step [1-6]  [^ ]' <<<"$output")" = 0 ] || fail "$output"
+}
+
+@test "s1-every-message: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s1-every-message
+}
+
+@test "s1-greeting: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s1-greeting
+}
+
+@test "s1-requests: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s1-requests
+}
+
+@test "s1-whole-request: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s1-whole-request
+}
+
+@test "s2-byte-count: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s2-byte-count
+}
+
+@test "s2-idle-timeout: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s2-idle-timeout
+}
+
+@test "s2-lines: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s2-lines
+}
+
+@test "s3-chat: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s3-chat
+}
+
+@test "s3-max-clients: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s3-max-clients
+}
+
+@test "s3-poll: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s3-poll
+}
+
+@test "s4-max-threads: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s4-max-threads
+}
+
+@test "s4-shared-counter: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s4-shared-counter
+}
+
+@test "s4-who: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s4-who
+}
+
+@test "s5-exit-status: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s5-exit-status
+}
+
+@test "s5-prefork: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s5-prefork
+}
+
+@test "s5-sigchld: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s5-sigchld
+}
+
+@test "s6-blank-line: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s6-blank-line
+}
+
+@test "s6-handle: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s6-handle
+}
+
+@test "s6-kvstore: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s6-kvstore
+}
+
 @test "grade: one line per student and a CSV, for a good, a wrong and a non-compiling file" {
   local class="$BATS_TEST_TMPDIR/class"
   mkdir -p "$class"
@@ -385,31 +385,37 @@ in_grader() {
   assert_failure 2
   assert_output --partial "points '0.5', not a whole number"
 
+  # A real grade: the unchanged file of s1-every-message, whose criteria --list gives.
+  local total
+  total=$("$EXERCISES/check" --list s1-every-message | awk '{ total += $2 } END { print total }')
   run "$EXERCISES/check" s1-every-message
   assert_failure 1
   assert_line --index 0 "passed: builds - compiles with the lab's flags"
-  assert_line --index -2 "score: 0/9"
-  assert_line --index -1 "1 passed, 4 failed"
+  assert_line --index -2 --regexp "^score: [0-9]+/$total\$"
+  assert_line --index -1 --regexp '^[0-9]+ passed, [1-9][0-9]* failed$'
 }
 
 @test "check: a valgrind criterion after a failed one is not run; --only runs one criterion; --only names a real one" {
+  local first points criteria
+  first=$(sed -n 's/^UNCHANGED_FAILS=//p' "$EXERCISES/s1-every-message/exercise")
+  points=$("$EXERCISES/check" --list s1-every-message | awk -v id="$first" '$1 == id { print $2 }')
+  criteria=$("$EXERCISES/check" --list s1-every-message | cut -d ' ' -f 1 | paste -sd ' ')
   run "$EXERCISES/check" s1-every-message
-  assert_line "failed: two-messages - every message on one connection is answered: hello, world and a third (hint: loop in handle_client() until echo_once() says the session is over)"
-  assert_line "not run: memcheck - two-messages failed"
+  assert_line --regexp "^failed: $first - "
+  assert_line "not run: memcheck - $first failed"
   refute_output --partial "failed: memcheck"
-  run "$EXERCISES/check" --only next-client s1-every-message
+  run "$EXERCISES/check" --only "$first" s1-every-message
   assert_failure 1
   run grep -v '^    | ' <<<"$output" # the evidence aside
   [ "${#lines[@]}" = 4 ] || fail "$output"
-  assert_line --index 1 --partial "failed: next-client - "
-  assert_line --index 2 "score: 0/2"
-  # Alone, with no failure before it, the valgrind criterion runs (its scenario fails here).
+  assert_line --index 1 --regexp "^failed: $first - "
+  assert_line --index 2 "score: 0/$points"
+  # Alone, with no failure before it, the valgrind criterion runs.
   run "$EXERCISES/check" --only memcheck s1-every-message
-  assert_failure 1
-  assert_line --index 1 --partial "failed: memcheck - "
+  assert_line --index 1 --regexp '^(passed|failed): memcheck - '
   run "$EXERCISES/check" --only no-such-thing s1-every-message
   assert_failure 2
-  assert_output "s1-every-message has no criterion 'no-such-thing'; its criteria: two-messages blank-message next-client memcheck"
+  assert_output "s1-every-message has no criterion 'no-such-thing'; its criteria: $criteria"
 }
 
 # A server for stop_server: it prints its ready line and waits, with the SIGTERM handler
@@ -463,13 +469,23 @@ fake_server() {
 }
 
 @test "a failed criterion shows what was sent, what was expected and what came back, and keeps the rest" {
-  run "$EXERCISES/check" --only two-messages s1-every-message
+  # A criterion of its own, against step 1's server, which answers one message only.
+  in_grader '
+    SERVER=$LAB/step1_blocking/server
+    two() {
+      start_server "$SERVER"
+      run talk "hello\n" "world\n"
+      assert_line --index 2 "reply: WORLD"
+      stop_server
+    }
+    criterion two "two messages are answered" "loop until the client hangs up" two
+    [ "$CRITERIA_FAILED" = 0 ]'
   assert_failure 1
-  assert_line --index 1 --partial "failed: two-messages - "
-  assert_line --index 1 --partial "(hint: loop in handle_client() until echo_once() says the session is over)"
-  assert_line "    | ran: talk --timeout 2 'hello\n' 'world\n' 'and a third\n'"
+  assert_line --index 0 "failed: two - two messages are answered (hint: loop until the client hangs up)"
+  assert_line --index 1 "    | line differs:"
   assert_line "    | expected : reply: WORLD"
   assert_line "    | actual   : closed"
+  assert_line "    | ran: talk 'hello\n' 'world\n'"
   assert_line "    | the server closed the connection while a reply was still expected (replies before: 1)"
   local kept
   kept=$(sed -nE 's#^    \| all it saw: ([^ ]+) .*#\1#p' <<<"$output")
@@ -480,7 +496,7 @@ fake_server() {
   run sed -n 2p "$SIDE/silent.out"
   assert_output --partial "(hint: no ready line 'serving on HOST:PORT' within 10 s: print it once listening, and fflush(stdout)"
   # and the criteria after it do not wait for it again
-  grep -qx "not run: blank-message - the server never printed its ready line" "$SIDE/silent.out"
+  grep -qE "^not run: [a-z0-9-]+ - the server never printed its ready line$" "$SIDE/silent.out"
   run sed -n 2p "$SIDE/gone.out"
   assert_output --partial "(hint: the server ended before its ready line 'serving on HOST:PORT' (its stderr is in server.err))"
   run sed -n 2p "$SIDE/crash.out"
@@ -488,7 +504,7 @@ fake_server() {
   # valgrind's report, cut to the error and where in the student's file it is
   run cat "$SIDE/leak.out"
   assert_line --index 1 --partial "(hint: valgrind found errors in the server: what and where follow)"
-  assert_line --index 2 --regexp '^    \| valgrind: [0-9,]+ bytes in [0-9]+ blocks are definitely lost in loss record 1 of 1$'
+  assert_line --index 2 --regexp '^    \| valgrind: [0-9,]+ bytes in [0-9,]+ blocks are definitely lost in loss record [0-9,]+ of [0-9,]+$'
   assert_line --index 3 --regexp '^    \| valgrind:   by 0x[0-9A-F]+: handle_client \(leak\.c:[0-9]+\)$'
 }
 
@@ -523,6 +539,44 @@ hostile_servers() {
     grep -q '^failed: ' "$SIDE/$name.out" || fail "$name passed: $(cat "$SIDE/$name.out")"
   done
   grep -qF "(hint: the server was still running 5 s after SIGTERM: killed)" "$SIDE/deaf.out"
+}
+
+# descendants PID - the processes PID started, and theirs, all the way down.
+descendants() {
+  local child
+  for child in $(ps -o pid= --ppid "$1"); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+
+# a_server_under PID - a process named server runs among PID's descendants.
+a_server_under() {
+  local pid
+  for pid in $(descendants "$1"); do
+    [ "$(ps -o comm= -p "$pid")" != server ] || return 0
+  done
+  return 1
+}
+
+@test "a grade stopped by SIGTERM or Ctrl-C ends the server it started, and says nothing more" {
+  local signal check started pid
+  for signal in TERM INT; do
+    # (env: a command started with & would ignore SIGINT, as a terminal's Ctrl-C does not)
+    env --default-signal=INT "$EXERCISES/check" s1-every-message "$SIDE/deaf.c" \
+      >"$BATS_TEST_TMPDIR/$signal.out" 2>&1 3>&- &
+    check=$!
+    wait_until 10 a_server_under "$check"
+    started=$(descendants "$check")
+    kill -"$signal" "$check"
+    wait "$check" || true
+    for pid in $started; do
+      ! kill -0 "$pid" 2>/dev/null || wait_until 5 eval "! kill -0 $pid 2>/dev/null" ||
+        fail "SIG$signal: $(ps -o args= -p "$pid") still runs"
+    done
+    run cat "$BATS_TEST_TMPDIR/$signal.out"
+    refute_output --partial "score:"
+  done
 }
 
 @test "the graders leave no process behind: every server and client they started has ended" {
