@@ -277,7 +277,7 @@ hold_open() {
   mkfifo "$BATS_TEST_TMPDIR/$name.in"
   "$CLIENT" --port "$SERVER_PORT" "$@" hold <>"$BATS_TEST_TMPDIR/$name.in" >"$BATS_TEST_TMPDIR/$name.out" 2>&1 3>&- &
   printf -v "HOLD_PID_$name" %s $!
-  wait_until 5 grep -q '^connected from' "$BATS_TEST_TMPDIR/$name.out"
+  wait_until 5 grep -qs '^connected from' "$BATS_TEST_TMPDIR/$name.out"
 }
 
 # release NAME - make the held client hang up, and wait for it.
@@ -319,7 +319,7 @@ let_go() {
 }
 
 # output_of NAME PATTERN - NAME has printed a line matching PATTERN.
-output_of() { grep -qE -- "$2" "$BATS_TEST_TMPDIR/$1.out"; }
+output_of() { grep -qsE -- "$2" "$BATS_TEST_TMPDIR/$1.out"; }
 
 # misbehave MODE ARGS... - a misbehaving client (tests/tools/misbehave.py) for the server;
 # in_background needs a program, so it is given python3 "$MISBEHAVE" --port ... instead.
