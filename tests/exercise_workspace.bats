@@ -42,9 +42,9 @@ same_as_lab() { cmp "$LAB/$1" "$COPY/$1" || fail "$1 is not the lesson's"; }
   assert_output ""
   # check-exercise grades the copy, or the file SRC names.
   run in_copy make -n check-exercise EX=s1-greeting
-  assert_line "tests/exercises/check s1-greeting exercises-work/s1-greeting/server.c"
+  assert_line "tests/exercises/check 's1-greeting' 'exercises-work/s1-greeting/server.c'"
   run in_copy make -n check-exercise EX=s1-greeting SRC=mine.c
-  assert_line "tests/exercises/check s1-greeting mine.c"
+  assert_line "tests/exercises/check 's1-greeting' 'mine.c'"
   # A second start keeps the work; reset starts it over.
   run in_copy make -s exercise-start EX=s1-greeting
   assert_failure
