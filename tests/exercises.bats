@@ -2,12 +2,15 @@
 # The exercises' graders are honest (tests/exercises/). For every exercise, each on a
 # temporary copy of its file: the grader fails the unchanged file, for the reason the
 # exercise names; passes the reference solution (solution.patch), valgrind included; and
-# fails each deliberately wrong solution (wrong-NAME.patch) at the criterion its first
-# line names. setup_file grades them all, three at a time (tests/exercises/prove); each
-# test reads its exercise's results. Then `make exercises` and the teachers' `grade`.
+# fails each deliberately wrong solution (wrong-NAME.patch) on the criterion its first
+# line names, graded on that criterion alone. setup_file grades them all, one build per
+# variant, EXERCISES_JOBS at once (default 4: most of a grader's time is waiting), the
+# reference runs first (the longest); each test reads its exercise's results
+# (tests/exercises/prove). Then requirements.md, `make exercises`, the teachers' `grade`
+# and the graders' own bounds.
 # EXERCISES_PROOF=quick leaves the valgrind criteria out of the reference runs (the wrong
-# solutions that valgrind must catch are still run under it); EXERCISES_JOBS sets how
-# many exercises are proven at once (default 3: most of a grader's time is waiting).
+# solutions that valgrind must catch are still run under it); EXERCISES_ONLY="ID..."
+# proves those exercises alone (the others' tests are skipped): for work on one grader.
 
 load helpers
 
@@ -19,10 +22,17 @@ setup_file() {
   # any of them is still running.
   export TMPDIR="$BATS_FILE_TMPDIR/graders"
   mkdir -p "$TMPDIR"
-  local ids options=()
-  ids=$(cd "$EXERCISES" && ls -d */ | tr -d /)
+  local ids id variant options=()
+  ids=${EXERCISES_ONLY:-$(cd "$EXERCISES" && ls -d */ | tr -d /)}
   [ "${EXERCISES_PROOF:-full}" != quick ] || options=(--no-valgrind)
-  xargs -P "${EXERCISES_JOBS:-3}" -I '{}' "$EXERCISES/prove" "${options[@]}" '{}' "$PROOF/{}" <<<"$ids"
+  # One job per variant: ID, its results' folder, the variant; the references first.
+  for id in $ids; do printf '%s\0' "$id" "$PROOF/$id" solution; done >"$BATS_FILE_TMPDIR/jobs"
+  for id in $ids; do
+    while read -r variant; do
+      [ "$variant" = solution ] || printf '%s\0' "$id" "$PROOF/$id" "$variant"
+    done < <("$EXERCISES/prove" --variants "$id")
+  done >>"$BATS_FILE_TMPDIR/jobs"
+  xargs -0 -r -n 3 -P "${EXERCISES_JOBS:-4}" "$EXERCISES/prove" "${options[@]}" <"$BATS_FILE_TMPDIR/jobs"
 }
 
 # first_failure OUTPUT - the ID of the first criterion OUTPUT says failed.
@@ -31,6 +41,7 @@ first_failure() { sed -nE 's/^failed: ([^ ]+) - .*/\1/p' "$1" | head -n 1; }
 # proven ID - the results of tests/exercises/prove for exercise ID are what they must be.
 proven() {
   local results="$PROOF/$1" expected wrong count=0
+  [ -d "$results" ] || skip "$1 is not proven in this run (EXERCISES_ONLY)"
   expected=$(sed -n 's/^UNCHANGED_FAILS=//p' "$EXERCISES/$1/exercise")
   [ -n "$expected" ] || fail "$1/exercise names no UNCHANGED_FAILS"
   [ "$(cat "$results/unchanged.status")" = 1 ] || fail "unchanged: $(cat "$results/unchanged")"
@@ -38,8 +49,9 @@ proven() {
     fail "the unchanged file must fail $expected first: $(cat "$results/unchanged")"
 
   [ "$(cat "$results/solution.status")" = 0 ] || fail "the reference solution: $(cat "$results/solution")"
-  run tail -n 1 "$results/solution"
-  assert_output --regexp '^[0-9]+ passed, 0 failed$'
+  run tail -n 2 "$results/solution"
+  assert_line --index 0 --regexp '^score: ([0-9]+)/\1$'
+  assert_line --index 1 --regexp '^[0-9]+ passed, 0 failed$'
 
   for wrong in "$EXERCISES/$1"/wrong-*.patch; do
     [ -f "$wrong" ] || continue
@@ -49,7 +61,7 @@ proven() {
     [ -n "$expected" ] || fail "$wrong.patch does not begin with 'fails: CRITERION'"
     [ "$(cat "$results/$wrong.status")" = 1 ] || fail "$wrong: $(cat "$results/$wrong")"
     [ "$(first_failure "$results/$wrong")" = "$expected" ] ||
-      fail "$wrong must fail $expected first: $(cat "$results/$wrong")"
+      fail "$wrong must fail $expected: $(cat "$results/$wrong")"
   done
   [ "$count" -ge 1 ] || fail "$1 has no wrong solution"
 }
@@ -184,6 +196,109 @@ patch_to() {
     grep -qF "| \`$id\` |" <<<"$chapter" || fail "step $step's chapter of TUTORIAL.md does not list $id"
   done < <("$EXERCISES/list")
   grep -qF 'make check-exercise EX=ID' "$LAB/TUTORIAL.md"
+}
+
+# in_grader SCRIPT - run bash SCRIPT as a criterion's code runs: lib.bash's functions, a
+# grader's folder, the test's folder as the criterion's.
+in_grader() {
+  run bash -c 'LAB=$1 GRADER_TMP=$2 BATS_TEST_TMPDIR=$2; source "$LAB/tests/exercises/lib.bash"; eval "$3"' \
+    in-grader "$LAB" "$BATS_TEST_TMPDIR" "$1"
+}
+
+@test "check: each criterion's points make 'score: X/Y', before 'N passed, M failed'; the build is worth none" {
+  in_grader '
+    good() { true; }
+    bad() { false; }
+    criteria() {
+      criterion one "passes" "" good 2
+      criterion two "fails" "" bad 3
+      criterion three "passes, worth 1" "" good
+    }
+    GRADER_PASS=list && criteria && GRADER_PASS=run && criteria
+    echo "score: $SCORE/$SCORE_MAX, $CRITERIA_PASSED passed, $CRITERIA_FAILED failed"'
+  assert_line --index 0 "passed: one - passes"
+  assert_line --index 1 "failed: two - fails (hint: )"
+  assert_line --index 2 "passed: three - passes, worth 1"
+  assert_line --index 3 "score: 3/6, 2 passed, 1 failed"
+  in_grader 'criteria() { criterion one "half a point" "" true 0.5; }; criteria'
+  assert_failure 2
+  assert_output --partial "points '0.5', not a whole number"
+
+  run "$EXERCISES/check" s1-every-message
+  assert_failure 1
+  assert_line --index 0 "passed: builds - compiles with the lab's flags"
+  assert_line --index -2 "score: 0/4"
+  assert_line --index -1 "1 passed, 4 failed"
+}
+
+@test "check: a valgrind criterion after a failed one is not run; --only runs one criterion; --only names a real one" {
+  run "$EXERCISES/check" s1-every-message
+  assert_line "failed: two-messages - two messages on one connection are both answered (hint: loop in handle_client() until echo_once() says the session is over)"
+  assert_line "not run: memcheck - two-messages failed"
+  refute_output --partial "failed: memcheck"
+  run "$EXERCISES/check" --only next-client s1-every-message
+  assert_failure 1
+  [ "${#lines[@]}" = 4 ] || fail "$output"
+  assert_line --index 1 --partial "failed: next-client - "
+  assert_line --index 2 "score: 0/1"
+  # Alone, with no failure before it, the valgrind criterion runs (its scenario fails here).
+  run "$EXERCISES/check" --only memcheck s1-every-message
+  assert_failure 1
+  assert_line --index 1 --partial "failed: memcheck - "
+  run "$EXERCISES/check" --only no-such-thing s1-every-message
+  assert_failure 2
+  assert_output "s1-every-message has no criterion 'no-such-thing'; its criteria: two-messages blank-message next-client memcheck"
+}
+
+# A server for stop_server: it prints its ready line and waits, with the SIGTERM handler
+# (and the SIGUSR1 one) given.
+fake_server() {
+  printf '#!/usr/bin/env bash\ntrap %q TERM\ntrap "exit 0" USR1\necho "serving on 127.0.0.1:9"\nwhile :; do read -r -t 1 _ <> <(:); done\n' \
+    "$1" >"$BATS_TEST_TMPDIR/fake"
+  chmod +x "$BATS_TEST_TMPDIR/fake"
+}
+
+@test "the graders' stop_server passes only a server that ended its work itself on SIGTERM" {
+  fake_server "exit 0"
+  in_grader 'start_server "$BATS_TEST_TMPDIR/fake" && stop_server'
+  assert_success
+  in_grader 'start_server "$BATS_TEST_TMPDIR/fake" && kill -USR1 $SERVER_PID && wait_until 5 server_gone && stop_server'
+  assert_failure
+  assert_output "the server had already ended (exit status 0) before SIGTERM came: it must serve until it is stopped"
+  fake_server 'echo "child 12 did not stop within 5 s: killed"; exit 0'
+  in_grader 'start_server "$BATS_TEST_TMPDIR/fake" && stop_server'
+  assert_failure
+  assert_line --index 0 "after SIGTERM the server wrote:"
+  assert_line --index 1 "child 12 did not stop within 5 s: killed"
+  fake_server ''
+  in_grader 'STOP_SECONDS=1 && start_server "$BATS_TEST_TMPDIR/fake" && stop_server'
+  assert_failure
+  assert_output "the server was still running 1 s after SIGTERM: killed"
+  fake_server 'exit 3'
+  in_grader 'start_server "$BATS_TEST_TMPDIR/fake" && stop_server'
+  assert_failure
+  assert_output "the server exited with status 3 after SIGTERM, not 0"
+}
+
+@test "talk.py --exact shows a reply's bytes: a newline, or none, and the bytes that do not print" {
+  start_server "$LAB/step2_loop/server"
+  run python3 "$EXERCISES/talk.py" --port "$SERVER_PORT" --exact 'hi\n' 'no newline' '\ttab\\\x01\r\n'
+  assert_line --index 1 'reply: HI\n'
+  assert_line --index 2 'reply: NO NEWLINE'
+  assert_line --index 3 'reply: \tTAB\\\x01\r\n'
+  run python3 "$EXERCISES/talk.py" --port "$SERVER_PORT" 'hi\n' 'no newline'
+  assert_line --index 1 'reply: HI'
+  assert_line --index 2 'reply: NO NEWLINE'
+  stop_server
+}
+
+@test "make check-exercise SRC=PATH grades a file whose name holds spaces and quotes" {
+  local src="$BATS_TEST_TMPDIR/a student's file.c"
+  cp "$LAB/step1_blocking/server.c" "$src"
+  (cd "$BATS_TEST_TMPDIR" && patch_to "a student's file.c" "$EXERCISES/s1-every-message/solution.patch")
+  run make -s --no-print-directory -C "$LAB" check-exercise EX=s1-every-message SRC="$src"
+  assert_success
+  assert_line --index -1 "5 passed, 0 failed"
 }
 
 @test "the graders leave no process behind: every server and client they started has ended" {

@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """tests/exercises/talk.py - a client that sends whole lines, blank ones too, for the graders.
 
-  talk.py --port PORT [--timeout S] [--gap S] [--greeting] MESSAGE...
+  talk.py --port PORT [--timeout S] [--gap S] [--greeting] [--exact] MESSAGE...
 
 Each MESSAGE (backslash escapes such as \\n are decoded) is sent in one write; then the
-client reads until a newline arrives, and prints `reply: LINE` (without its newline) for
-each whole line it got, `no reply within S s` when none came, or `closed` when the server
-closed the connection, after which it stops. --greeting first prints the line the server
-sends on connect; --gap waits S seconds before each message (a client that types slowly).
-The shared client cannot do this: it sends nothing for a blank line.
+client reads until a newline arrives or S seconds (default 1) have passed since the
+message went out, whatever comes in between, and prints `reply: LINE` (without its
+newline) for each line it got, `no reply within S s` when nothing came, and `closed` when
+the server closed the connection, after which it stops. --greeting first prints the line
+the server sends on connect; --gap waits S seconds before each message (a client that
+types slowly). The shared client cannot do this: it sends nothing for a blank line.
+
+--exact prints each reply's bytes as they came, escaped, its newline too: `reply: HI\\n`
+for a whole line, `reply: HI` for one that came without its newline; \\r, \\t, a
+backslash (\\\\) and other bytes that are not printable ASCII (\\xNN) are escaped the same.
 
   talk.py --port PORT --room MEMBERS [--lazy] [--repeat N] MESSAGE
 
@@ -30,11 +35,16 @@ def say(text):
     print(text, flush=True)
 
 
-def read_lines(sock, timeout):
-    """Whole lines, within TIMEOUT seconds of silence; None when the server closed."""
+def read_reply(sock, timeout):
+    """What came within TIMEOUT seconds, up to a newline: (bytes, closed). The deadline is
+    for the whole reply, so that a server that sends a byte now and then cannot hold us."""
     data = b""
-    sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
     while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
         try:
             chunk = sock.recv(65536)
         except socket.timeout:
@@ -42,20 +52,38 @@ def read_lines(sock, timeout):
         except ConnectionResetError:
             chunk = b""
         if not chunk:
-            return None if not data else data.decode(errors="replace").splitlines()
+            return data, True
         data += chunk
-    return data.decode(errors="replace").splitlines()
+    return data, False
 
 
-def report(lines, timeout):
-    if lines is None:
-        say("closed")
-        return False
-    if not lines:
+def escaped(line):
+    """LINE's bytes, printable: \\n, \\r, \\t, \\\\ and \\xNN for the rest."""
+    names = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord("\\"): "\\\\"}
+    return "".join(names.get(byte) or (chr(byte) if 32 <= byte < 127 else "\\x%02x" % byte)
+                   for byte in line)
+
+
+def report(reply, exact, timeout):
+    """Print the reply; False once the server has closed the connection."""
+    data, closed = reply
+    if exact:
+        lines = [escaped(line) for line in split_after_newlines(data)]
+    else:
+        lines = data.decode(errors="replace").splitlines()
+    if not data and not closed:
         say("no reply within %g s" % timeout)
     for line in lines:
         say("reply: " + line)
-    return True
+    if closed:
+        say("closed")
+    return not closed
+
+
+def split_after_newlines(data):
+    """DATA cut after each newline (kept); a last piece without one stays as it is."""
+    lines = data.split(b"\n")
+    return [line + b"\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
 
 
 def room(args):
@@ -117,6 +145,7 @@ def main():
     parser.add_argument("--timeout", type=float, default=1.0)
     parser.add_argument("--gap", type=float, default=0.0)
     parser.add_argument("--greeting", action="store_true")
+    parser.add_argument("--exact", action="store_true")
     parser.add_argument("--room", type=int, default=0)
     parser.add_argument("--lazy", action="store_true")
     parser.add_argument("--repeat", type=int, default=1)
@@ -126,7 +155,7 @@ def main():
         return room(args)
     sock = socket.create_connection((args.host, args.port))
     say("connected from %s:%d" % sock.getsockname()[:2])
-    if args.greeting and not report(read_lines(sock, args.timeout), args.timeout):
+    if args.greeting and not report(read_reply(sock, args.timeout), args.exact, args.timeout):
         return 0
     for message in args.messages:
         if args.gap:
@@ -136,7 +165,7 @@ def main():
         except (BrokenPipeError, ConnectionResetError):
             say("closed")
             return 0
-        if not report(read_lines(sock, args.timeout), args.timeout):
+        if not report(read_reply(sock, args.timeout), args.exact, args.timeout):
             return 0
     sock.close()
     return 0
