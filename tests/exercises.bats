@@ -32,7 +32,40 @@ setup_file() {
       [ "$variant" = solution ] || printf '%s\0' "$id" "$PROOF/$id" "$variant"
     done < <("$EXERCISES/prove" --variants "$id")
   done >>"$BATS_FILE_TMPDIR/jobs"
+  side_grades
   xargs -0 -r -n 3 -P "${EXERCISES_JOBS:-4}" "$EXERCISES/prove" "${options[@]}" <"$BATS_FILE_TMPDIR/jobs"
+  wait
+}
+
+# side_grades - the grades of servers made hostile or broken, for the tests of the
+# graders' bounds and hints below, in the background beside the proof: most of their
+# time is waiting for deadlines. SIDE/NAME.out is a grade's output, SIDE/NAME.ms its time.
+side_grades() {
+  export SIDE="$BATS_FILE_TMPDIR/side"
+  mkdir -p "$SIDE"
+  hostile_servers "$SIDE"
+  cp "$LAB/step3_select/server.c" "$SIDE/unchanged-chat.c"
+  cp "$LAB/step2_loop/server.c" "$SIDE/unchanged-count.c"
+  sed 's/^  announce(listener);$/  (void)announce;/' "$LAB/step1_blocking/server.c" >"$SIDE/silent.c"
+  echo 'int main(void) { return 3; }' >"$SIDE/gone.c"
+  sed 's/^  if (echo_once(client, peer))$/  raise(SIGSEGV);\n&/' "$LAB/step1_blocking/server.c" >"$SIDE/crash.c"
+  cp "$LAB/step1_blocking/server.c" "$SIDE/leak.c"
+  (cd "$SIDE" && patch_to leak.c "$EXERCISES/s1-every-message/solution.patch")
+  sed -i 's/^  while (echo_once(client, peer))/  printf("%s leaks %p\\n", peer, malloc(64));\n&/' "$SIDE/leak.c"
+  grep -qF '(void)announce;' "$SIDE/silent.c" && grep -qF 'raise(SIGSEGV)' "$SIDE/crash.c" &&
+    grep -qF 'leaks %p' "$SIDE/leak.c" ||
+    fail "the broken servers were not made: step 1's server.c has changed"
+  local grade name options
+  for grade in s1-whole-request:no-close s1-every-message:deaf s1-every-message:dribble \
+    s1-every-message:flood s3-chat:unchanged-chat s2-byte-count:unchanged-count \
+    s1-every-message:silent s1-every-message:gone s1-every-message:crash s1-every-message:leak:memcheck; do
+    IFS=: read -r id name options <<<"$grade"
+    (
+      start=${EPOCHREALTIME/./}
+      "$EXERCISES/check" ${options:+--only "$options"} "$id" "$SIDE/$name.c" >"$SIDE/$name.out" 2>&1 || true
+      echo $(((${EPOCHREALTIME/./} - start) / 1000)) >"$SIDE/$name.ms"
+    ) &
+  done
 }
 
 # first_failure OUTPUT - the ID of the first criterion OUTPUT says failed.
@@ -64,13 +97,27 @@ proven() {
       fail "$wrong must fail $expected: $(cat "$results/$wrong")"
   done
   [ "$count" -ge 1 ] || fail "$1 has no wrong solution"
+  for wrong in "$results"/*.status; do well_told "${wrong%.status}"; done
+}
+
+# well_told OUTPUT - a grade's output: under 64 KiB, no error of the grader's own shell
+# or clients, and its last two lines the score and the counts.
+well_told() {
+  local size
+  size=$(stat -c %s "$1")
+  [ "$size" -lt 65536 ] || fail "$1: $size bytes"
+  ! grep -nE 'line [0-9]+: |unbound variable|command not found|syntax error|Traceback' "$1" ||
+    fail "$1 shows the grader's own error"
+  [ "$(tail -n 2 "$1" | sed -nE '1s#^score: [0-9]+/[0-9]+$#ok#p; 2s#^[0-9]+ passed, [0-9]+ failed$#ok#p' |
+    paste -sd ' ')" = "ok ok" ] || fail "$1 does not end with the score and the counts: $(tail -n 2 "$1")"
 }
 
 @test "every exercise has its test here, task text and hints, a reference and a wrong solution" {
   local dir id
   for dir in "$EXERCISES"/*/; do
     id=$(basename "$dir")
-    grep -q "^@test \"$id: " "$BATS_TEST_FILENAME" || fail "no test for $id in exercises.bats"
+    grep -q "^@test \"$id: the grader fails" "$BATS_TEST_FILENAME" || fail "no test for $id's grader in exercises.bats"
+    grep -q "^@test \"$id: requirements.md " "$BATS_TEST_FILENAME" || fail "no test for $id's requirements.md in exercises.bats"
     [ -s "$dir/task.md" ] || fail "$id has no task.md"
     grep -qi '^hints' "$dir/task.md" || fail "$id's task.md has no hints"
     [ -s "$dir/solution.patch" ] || fail "$id has no solution.patch"
@@ -163,6 +210,119 @@ proven() {
   proven s6-kvstore
 }
 
+# mapped ID - ID/requirements.md is one table `| requirement (task.md) | wrong solution |
+# criterion |`, a row for each requirement of task.md. Each row names a wrong-NAME.patch
+# of the folder whose first line says `fails: CRITERION` with the row's criterion; every
+# wrong-*.patch of the folder has its row; every criterion of the grader (the build
+# aside) is in the table at least once.
+mapped() {
+  local dir="$EXERCISES/$1" requirement wrong criterion cells rows=0 named
+  [ -f "$dir/requirements.md" ] || fail "$1 has no requirements.md"
+  [ "$(grep -cE '^\| *requirement \(task\.md\) *\| *wrong solution *\| *criterion *\| *$' "$dir/requirements.md")" = 1 ] ||
+    fail "$1/requirements.md has not one table '| requirement (task.md) | wrong solution | criterion |'"
+  # The rows: the table's lines after its header and its | --- | line, backticks dropped.
+  awk '/^\| *requirement \(task\.md\)/ { table = 1; next }
+    table && /^\|/ && !/^\|[ :-]*\|[ :-]*\|[ :-]*\| *$/ { print; next }
+    table && !/^\|/ { table = 0 }' "$dir/requirements.md" | tr -d '`' >"$BATS_TEST_TMPDIR/rows"
+  while IFS='|' read -r _ requirement wrong criterion cells; do
+    rows=$((rows + 1))
+    criterion=$(echo $criterion) # trimmed
+    [ -n "$(echo $requirement)" ] && [ -n "$criterion" ] && [ -z "$(echo $cells)" ] ||
+      fail "$1/requirements.md, row $rows: not three cells, each filled"
+    named=$(grep -oE 'wrong-[A-Za-z0-9_.-]+\.patch' <<<"$wrong" || true)
+    [ "$(wc -w <<<"$named")" = 1 ] || fail "$1/requirements.md, row $rows names no wrong-NAME.patch: $wrong"
+    [ -f "$dir/$named" ] || fail "$1/requirements.md, row $rows: no $named in $1/"
+    [ "$(sed -nE '1s/^fails: ([^ ]+).*/\1/p' "$dir/$named")" = "$criterion" ] ||
+      fail "$1/$named begins '$(head -n 1 "$dir/$named")', not 'fails: $criterion' as its row says"
+    echo "$named" >>"$BATS_TEST_TMPDIR/named"
+    echo "$criterion" >>"$BATS_TEST_TMPDIR/criteria"
+  done <"$BATS_TEST_TMPDIR/rows"
+  [ "$rows" -ge 1 ] || fail "$1/requirements.md has no row"
+  for wrong in "$dir"/wrong-*.patch; do
+    [ -f "$wrong" ] || continue
+    grep -qxF "$(basename "$wrong")" "$BATS_TEST_TMPDIR/named" || fail "$1/$(basename "$wrong") is in no row of requirements.md"
+  done
+  while read -r criterion _; do
+    grep -qxF "$criterion" "$BATS_TEST_TMPDIR/criteria" || fail "$1's criterion $criterion is in no row of requirements.md"
+  done < <("$EXERCISES/check" --list "$1")
+}
+
+@test "s1-every-message: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s1-every-message
+}
+
+@test "s1-greeting: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s1-greeting
+}
+
+@test "s1-requests: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s1-requests
+}
+
+@test "s1-whole-request: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s1-whole-request
+}
+
+@test "s2-byte-count: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s2-byte-count
+}
+
+@test "s2-idle-timeout: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s2-idle-timeout
+}
+
+@test "s2-lines: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s2-lines
+}
+
+@test "s3-chat: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s3-chat
+}
+
+@test "s3-max-clients: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s3-max-clients
+}
+
+@test "s3-poll: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s3-poll
+}
+
+@test "s4-max-threads: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s4-max-threads
+}
+
+@test "s4-shared-counter: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s4-shared-counter
+}
+
+@test "s4-who: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s4-who
+}
+
+@test "s5-exit-status: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s5-exit-status
+}
+
+@test "s5-prefork: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s5-prefork
+}
+
+@test "s5-sigchld: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s5-sigchld
+}
+
+@test "s6-blank-line: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s6-blank-line
+}
+
+@test "s6-handle: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s6-handle
+}
+
+@test "s6-kvstore: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
+  mapped s6-kvstore
+}
+
 @test "grade: one line per student and a CSV, for a good, a wrong and a non-compiling file" {
   local class="$BATS_TEST_TMPDIR/class"
   mkdir -p "$class"
@@ -214,7 +374,8 @@ in_grader() {
       criterion two "fails" "" bad 3
       criterion three "passes, worth 1" "" good
     }
-    GRADER_PASS=list && criteria && GRADER_PASS=run && criteria
+    GRADER_PASS=list && criteria && GRADER_PASS=run && criteria >"$GRADER_TMP/grade"
+    grep -v "^    | " "$GRADER_TMP/grade" # the evidence aside
     echo "score: $SCORE/$SCORE_MAX, $CRITERIA_PASSED passed, $CRITERIA_FAILED failed"'
   assert_line --index 0 "passed: one - passes"
   assert_line --index 1 "failed: two - fails (hint: )"
@@ -238,6 +399,7 @@ in_grader() {
   refute_output --partial "failed: memcheck"
   run "$EXERCISES/check" --only next-client s1-every-message
   assert_failure 1
+  run grep -v '^    | ' <<<"$output" # the evidence aside
   [ "${#lines[@]}" = 4 ] || fail "$output"
   assert_line --index 1 --partial "failed: next-client - "
   assert_line --index 2 "score: 0/1"
@@ -268,8 +430,7 @@ fake_server() {
   fake_server 'echo "child 12 did not stop within 5 s: killed"; exit 0'
   in_grader 'start_server "$BATS_TEST_TMPDIR/fake" && stop_server'
   assert_failure
-  assert_line --index 0 "after SIGTERM the server wrote:"
-  assert_line --index 1 "child 12 did not stop within 5 s: killed"
+  assert_output "after SIGTERM the server wrote 'child 12 did not stop within 5 s: killed': a process it had to kill did not stop by itself"
   fake_server ''
   in_grader 'STOP_SECONDS=1 && start_server "$BATS_TEST_TMPDIR/fake" && stop_server'
   assert_failure
@@ -299,6 +460,69 @@ fake_server() {
   run make -s --no-print-directory -C "$LAB" check-exercise EX=s1-every-message SRC="$src"
   assert_success
   assert_line --index -1 "5 passed, 0 failed"
+}
+
+@test "a failed criterion shows what was sent, what was expected and what came back, and keeps the rest" {
+  run "$EXERCISES/check" --only two-messages s1-every-message
+  assert_failure 1
+  assert_line --index 1 --partial "failed: two-messages - "
+  assert_line --index 1 --partial "(hint: loop in handle_client() until echo_once() says the session is over)"
+  assert_line "    | ran: talk 'hello\n' 'world\n'"
+  assert_line "    | expected : reply: WORLD"
+  assert_line "    | actual   : closed"
+  assert_line "    | the server closed the connection while a reply was still expected (replies before: 1)"
+  local kept
+  kept=$(sed -nE 's#^    \| all it saw: ([^ ]+) .*#\1#p' <<<"$output")
+  grep -q '^reply: HELLO$' "$kept/ran" || fail "not kept: $kept"
+}
+
+@test "a failed criterion's hint names the cause seen: no ready line, an exit before it, a crash, valgrind's errors" {
+  run sed -n 2p "$SIDE/silent.out"
+  assert_output --partial "(hint: no ready line 'serving on HOST:PORT' within 10 s: print it once listening, and fflush(stdout)"
+  # and the criteria after it do not wait for it again
+  grep -qx "not run: blank-message - the server never printed its ready line" "$SIDE/silent.out"
+  run sed -n 2p "$SIDE/gone.out"
+  assert_output --partial "(hint: the server ended before its ready line 'serving on HOST:PORT' (its stderr is in server.err))"
+  run sed -n 2p "$SIDE/crash.out"
+  assert_output --partial "(hint: the server was killed by SIGSEGV in the middle of the scenario"
+  # valgrind's report, cut to the error and where in the student's file it is
+  run cat "$SIDE/leak.out"
+  assert_line --index 1 --partial "(hint: valgrind found errors in the server: what and where follow)"
+  assert_line --index 2 "    | valgrind: 64 bytes in 1 blocks are definitely lost in loss record 1 of 1"
+  assert_line --index 3 --regexp '^    \| valgrind:   by 0x[0-9A-F]+: handle_client \(leak\.c:[0-9]+\)$'
+}
+
+# hostile_servers DIR - step 1's server.c made hostile, each the way a submission can be:
+#   no-close   s1-whole-request's answer, but the client is never closed: no end of stream
+#   deaf       s1-every-message's answer, but SIGTERM is ignored
+#   dribble    sends one byte every 0.9 s, for 15 minutes, and reads nothing
+#   flood      logs 25000 lines of 200 bytes per client (5 MB) and sends 10 MB, no newline
+hostile_servers() {
+  local dir=$1
+  cp "$LAB/step1_blocking/server.c" "$dir/no-close.c"
+  (cd "$dir" && patch_to no-close.c "$EXERCISES/s1-whole-request/solution.patch")
+  sed -i '/close(client); \/\* the next client waits/d' "$dir/no-close.c"
+  cp "$LAB/step1_blocking/server.c" "$dir/deaf.c"
+  (cd "$dir" && patch_to deaf.c "$EXERCISES/s1-every-message/solution.patch")
+  sed -i 's/sigaction(SIGTERM, &action, NULL) < 0/signal(SIGTERM, SIG_IGN) == SIG_ERR/' "$dir/deaf.c"
+  sed 's/^  if (echo_once(client, peer))$/  for (int i = 0; i < 1000 \&\& send(client, "x", 1, MSG_NOSIGNAL) == 1; i++)\n    poll(NULL, 0, 900);\n&/' \
+    "$LAB/step1_blocking/server.c" >"$dir/dribble.c"
+  sed 's/^  if (echo_once(client, peer))$/  static char flood[1 << 16];\n  memset(flood, 0x41, sizeof flood);\n  for (int i = 0; i < 25000; i++)\n    printf("%s wrote: %.*s\\n", peer, 200, flood);\n  for (int i = 0; i < 160 \&\& send(client, flood, sizeof flood, MSG_NOSIGNAL) > 0; i++)\n    continue;\n&/' \
+    "$LAB/step1_blocking/server.c" >"$dir/flood.c"
+  grep -qF 'close(client); /* the next client waits' "$LAB/step1_blocking/server.c" &&
+    grep -qF 'signal(SIGTERM, SIG_IGN)' "$dir/deaf.c" && grep -qF 'poll(NULL, 0, 900)' "$dir/dribble.c" &&
+    grep -qF 'i < 25000' "$dir/flood.c" || fail "the hostile servers were not made: step 1's server.c has changed"
+}
+
+@test "a grade ends within 30 s and prints under 64 KiB, with no error of its own, whatever the server does" {
+  local name
+  for name in no-close deaf dribble flood unchanged-chat unchanged-count silent gone crash leak; do
+    echo "# $name: $(cat "$SIDE/$name.ms") ms, $(stat -c %s "$SIDE/$name.out") bytes" >&3
+    [ "$(cat "$SIDE/$name.ms")" -le 30000 ] || fail "$name: graded in $(cat "$SIDE/$name.ms") ms"
+    well_told "$SIDE/$name.out"
+    grep -q '^failed: ' "$SIDE/$name.out" || fail "$name passed: $(cat "$SIDE/$name.out")"
+  done
+  grep -qF "(hint: the server was still running 5 s after SIGTERM: killed)" "$SIDE/deaf.out"
 }
 
 @test "the graders leave no process behind: every server and client they started has ended" {

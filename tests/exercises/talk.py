@@ -11,6 +11,7 @@ the server closed the connection, after which it stops. --greeting first prints 
 the server sends on connect; --gap waits S seconds before each message (a client that
 types slowly). The shared client cannot do this: it sends nothing for a blank line.
 
+A reply line longer than 4096 bytes is shown cut, with its length: `... (N bytes in all)`.
 --exact prints each reply's bytes as they came, escaped, its newline too: `reply: HI\\n`
 for a whole line, `reply: HI` for one that came without its newline; \\r, \\t, a
 backslash (\\\\) and other bytes that are not printable ASCII (\\xNN) are escaped the same.
@@ -21,7 +22,8 @@ A chat room: MEMBERS connections (and with --lazy one more that never reads) pri
 `connected N`, then wait for a line on standard input (the test's go, once the server has
 accepted them all). Then member 0 sends MESSAGE N times, and every other member must get
 exactly those bytes, upper-cased: `member I got all B bytes` or `member I got B of TOTAL bytes: ...`;
-then `sender got nothing`, or what came back to it.
+then `sender got nothing`, or what came back to it. --within S (default 10) bounds the
+room's sending and reading in all, whatever the server does.
 """
 import threading
 import argparse
@@ -68,9 +70,9 @@ def report(reply, exact, timeout):
     """Print the reply; False once the server has closed the connection."""
     data, closed = reply
     if exact:
-        lines = [escaped(line) for line in split_after_newlines(data)]
+        lines = [escaped(line[:SHOWN]) + cut(line) for line in split_after_newlines(data)]
     else:
-        lines = data.decode(errors="replace").splitlines()
+        lines = [line[:SHOWN] + cut(line) for line in data.decode(errors="replace").splitlines()]
     if not data and not closed:
         say("no reply within %g s" % timeout)
     for line in lines:
@@ -78,6 +80,13 @@ def report(reply, exact, timeout):
     if closed:
         say("closed")
     return not closed
+
+
+SHOWN = 4096  # a longer reply line is cut: a server that floods us does not flood the grade
+
+
+def cut(line):
+    return " ... (%d bytes in all)" % len(line) if len(line) > SHOWN else ""
 
 
 def split_after_newlines(data):
@@ -100,11 +109,12 @@ def room(args):
     message = codecs.decode(args.messages[0], "unicode_escape").encode("latin-1")
     total = (message * args.repeat).upper()
     got = [bytearray() for _ in members]
+    deadline = time.monotonic() + args.within
 
     def read(i):
-        members[i].settimeout(args.timeout)
         try:
             while len(got[i]) < len(total):
+                members[i].settimeout(max(0.001, min(args.timeout, deadline - time.monotonic())))
                 chunk = members[i].recv(65536)
                 if not chunk:
                     break
@@ -115,9 +125,9 @@ def room(args):
     readers = [threading.Thread(target=read, args=(i,)) for i in range(1, len(members))]
     for reader in readers:
         reader.start()
-    members[0].settimeout(args.timeout)
     try:
         for _ in range(args.repeat):
+            members[0].settimeout(max(0.001, min(args.timeout, deadline - time.monotonic())))
             members[0].sendall(message)
     except OSError as error:
         say("sender could not send: %s" % error)
@@ -149,6 +159,7 @@ def main():
     parser.add_argument("--room", type=int, default=0)
     parser.add_argument("--lazy", action="store_true")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--within", type=float, default=10.0)
     parser.add_argument("messages", nargs="*")
     args = parser.parse_args()
     if args.room:

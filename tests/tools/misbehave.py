@@ -18,7 +18,10 @@ at a time, flushed at once.
   hold      open N connections and say nothing until stdin ends
 
 The bytes sent are lower-case text without newlines (one log line per recv), so
-every reply byte can be checked.
+every reply byte can be checked. Whatever the server does, a client ends: --within S
+bounds the reading of a reply to its end of stream (trickle, halfclose: default 30 s),
+which then says `no end of stream`, and a crowd's wait for each round of replies (by
+default only each reply's --timeout does).
 """
 import argparse
 import select
@@ -87,6 +90,7 @@ def crowd(args):
     refused = set()
     wrong = 0
     for r in range(args.rounds):
+        deadline = time.monotonic() + (args.within or float("inf"))
         messages = {}
         for i, sock in enumerate(socks):
             if i in refused:
@@ -99,10 +103,10 @@ def crowd(args):
         for i, message in messages.items():
             if i in refused:
                 continue
-            socks[i].settimeout(args.timeout)
             reply = b""
             try:
                 while len(reply) < len(message):
+                    socks[i].settimeout(max(0.001, min(args.timeout, deadline - time.monotonic())))
                     chunk = socks[i].recv(len(message) - len(reply))
                     if not chunk:
                         break
@@ -122,12 +126,22 @@ def crowd(args):
     return 1 if wrong else 0
 
 
-def read_to_end(sock):
+def read_to_end(sock, within):
+    """Every byte until the server closes, within WITHIN seconds in all (not of each
+    recv: a server that sends a byte now and then cannot hold us): (bytes, ended)."""
     chunks = []
+    deadline = time.monotonic() + within
     while True:
-        chunk = sock.recv(65536)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return b"".join(chunks), False
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return b"".join(chunks), False
         if not chunk:
-            return b"".join(chunks)
+            return b"".join(chunks), True
         chunks.append(chunk)
 
 
@@ -142,8 +156,13 @@ def trickle(args):
         if i + 1 < len(text):
             time.sleep(args.gap)  # the misbehaviour itself, not synchronisation
     sock.shutdown(socket.SHUT_WR)
-    say("recv: %r" % read_to_end(sock))
+    reply, ended = read_to_end(sock, args.within or 30)
     sock.close()
+    if not ended:
+        say("recv (no end of stream within %g s): %r" % (args.within or 30, reply))
+        return 1
+    say("recv: %r" % reply)
+    return 0
 
 
 def server_has_read_all(sock):
@@ -181,12 +200,19 @@ def halfclose(args):
     deadline = time.monotonic() + 5
     while args.wait_read and not server_has_read_all(sock) and time.monotonic() < deadline:
         time.sleep(0.01)  # polling a fact, with a deadline
-    reply = read_to_end(sock)
+    within = args.within or 30
+    reply, ended = read_to_end(sock, within)
     sock.close()
     if args.bytes is None:
         sys.stdout.buffer.write(reply)
-        return 0
+        sys.stdout.flush()
+        if not ended:
+            print("no end of stream within %g s" % within, file=sys.stderr)
+        return 0 if ended else 1
     expected = data.upper()
+    if not ended:
+        say("no end of stream within %g s: %d bytes of %d received" % (within, len(reply), len(expected)))
+        return 1
     if reply == expected:
         say("received all %d bytes, upper-cased" % len(reply))
         return 0
@@ -272,6 +298,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=9999)
+    parser.add_argument("--within", type=float,
+                        help="seconds to read replies, in all (default: 30 to an end of stream)")
     sub = parser.add_subparsers(dest="mode", required=True)
     p = sub.add_parser("crowd", help="N connections at once, ROUNDS messages on each")
     p.add_argument("-c", type=int, default=100, help="connections (default 100)")
