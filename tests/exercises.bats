@@ -55,7 +55,7 @@ side_grades() {
   grep -qF '(void)announce;' "$SIDE/silent.c" && grep -qF 'raise(SIGSEGV)' "$SIDE/crash.c" &&
     grep -qF 'leaks %p' "$SIDE/leak.c" ||
     fail "the broken servers were not made: step 1's server.c has changed"
-  local grade name options
+  local grade id name options
   for grade in s1-whole-request:no-close s1-every-message:deaf s1-every-message:dribble \
     s1-every-message:flood s3-chat:unchanged-chat s2-byte-count:unchanged-count \
     s1-every-message:silent s1-every-message:gone s1-every-message:crash s1-every-message:leak:memcheck; do
@@ -110,104 +110,6 @@ well_told() {
     fail "$1 shows the grader's own error"
   [ "$(tail -n 2 "$1" | sed -nE '1s#^score: [0-9]+/[0-9]+$#ok#p; 2s#^[0-9]+ passed, [0-9]+ failed$#ok#p' |
     paste -sd ' ')" = "ok ok" ] || fail "$1 does not end with the score and the counts: $(tail -n 2 "$1")"
-}
-
-@test "every exercise has its test here, task text and hints, a reference and a wrong solution" {
-  local dir id
-  for dir in "$EXERCISES"/*/; do
-    id=$(basename "$dir")
-    grep -q "^@test \"$id: the grader fails" "$BATS_TEST_FILENAME" || fail "no test for $id's grader in exercises.bats"
-    grep -q "^@test \"$id: requirements.md " "$BATS_TEST_FILENAME" || fail "no test for $id's requirements.md in exercises.bats"
-    [ -s "$dir/task.md" ] || fail "$id has no task.md"
-    grep -qi '^hints' "$dir/task.md" || fail "$id's task.md has no hints"
-    [ -s "$dir/solution.patch" ] || fail "$id has no solution.patch"
-  done
-}
-
-@test "make exercises: at least three exercises per step, ID first, then the step and the task" {
-  run make -s --no-print-directory -C "$LAB" exercises
-  assert_success
-  [ "${#lines[@]}" -ge 18 ]
-  for step in 1 2 3 4 5 6; do
-    [ "$(grep -cE "^[a-z0-9-]+ +step $step  [^ ]" <<<"$output")" -ge 3 ] || fail "step $step: $output"
-  done
-  [ "$(grep -cvE '^[a-z0-9-]+ +step [1-6]  [^ ]' <<<"$output")" = 0 ] || fail "$output"
-}
-
-@test "s1-every-message: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s1-every-message
-}
-
-@test "s1-greeting: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s1-greeting
-}
-
-@test "s1-requests: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s1-requests
-}
-
-@test "s1-whole-request: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s1-whole-request
-}
-
-@test "s2-byte-count: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s2-byte-count
-}
-
-@test "s2-idle-timeout: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s2-idle-timeout
-}
-
-@test "s2-lines: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s2-lines
-}
-
-@test "s3-chat: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s3-chat
-}
-
-@test "s3-max-clients: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s3-max-clients
-}
-
-@test "s3-poll: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s3-poll
-}
-
-@test "s4-max-threads: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s4-max-threads
-}
-
-@test "s4-shared-counter: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s4-shared-counter
-}
-
-@test "s4-who: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s4-who
-}
-
-@test "s5-exit-status: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s5-exit-status
-}
-
-@test "s5-prefork: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s5-prefork
-}
-
-@test "s5-sigchld: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s5-sigchld
-}
-
-@test "s6-blank-line: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s6-blank-line
-}
-
-@test "s6-handle: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s6-handle
-}
-
-@test "s6-kvstore: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
-  proven s6-kvstore
 }
 
 # mapped ID - ID/requirements.md is one table `| requirement (task.md) | wrong solution |
@@ -321,6 +223,104 @@ mapped() {
 
 @test "s6-kvstore: requirements.md maps each requirement to a wrong solution and the criterion that fails it" {
   mapped s6-kvstore
+}
+
+@test "every exercise has its test here, task text and hints, a reference and a wrong solution" {
+  local dir id
+  for dir in "$EXERCISES"/*/; do
+    id=$(basename "$dir")
+    grep -q "^@test \"$id: the grader fails" "$BATS_TEST_FILENAME" || fail "no test for $id's grader in exercises.bats"
+    grep -q "^@test \"$id: requirements.md " "$BATS_TEST_FILENAME" || fail "no test for $id's requirements.md in exercises.bats"
+    [ -s "$dir/task.md" ] || fail "$id has no task.md"
+    grep -qi '^hints' "$dir/task.md" || fail "$id's task.md has no hints"
+    [ -s "$dir/solution.patch" ] || fail "$id has no solution.patch"
+  done
+}
+
+@test "make exercises: at least three exercises per step, ID first, then the step and the task" {
+  run make -s --no-print-directory -C "$LAB" exercises
+  assert_success
+  [ "${#lines[@]}" -ge 18 ]
+  for step in 1 2 3 4 5 6; do
+    [ "$(grep -cE "^[a-z0-9-]+ +step $step  [^ ]" <<<"$output")" -ge 3 ] || fail "step $step: $output"
+  done
+  [ "$(grep -cvE '^[a-z0-9-]+ +step [1-6]  [^ ]' <<<"$output")" = 0 ] || fail "$output"
+}
+
+@test "s1-every-message: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s1-every-message
+}
+
+@test "s1-greeting: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s1-greeting
+}
+
+@test "s1-requests: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s1-requests
+}
+
+@test "s1-whole-request: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s1-whole-request
+}
+
+@test "s2-byte-count: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s2-byte-count
+}
+
+@test "s2-idle-timeout: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s2-idle-timeout
+}
+
+@test "s2-lines: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s2-lines
+}
+
+@test "s3-chat: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s3-chat
+}
+
+@test "s3-max-clients: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s3-max-clients
+}
+
+@test "s3-poll: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s3-poll
+}
+
+@test "s4-max-threads: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s4-max-threads
+}
+
+@test "s4-shared-counter: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s4-shared-counter
+}
+
+@test "s4-who: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s4-who
+}
+
+@test "s5-exit-status: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s5-exit-status
+}
+
+@test "s5-prefork: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s5-prefork
+}
+
+@test "s5-sigchld: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s5-sigchld
+}
+
+@test "s6-blank-line: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s6-blank-line
+}
+
+@test "s6-handle: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s6-handle
+}
+
+@test "s6-kvstore: the grader fails the unchanged file, passes the reference, fails the wrong ones" {
+  proven s6-kvstore
 }
 
 @test "grade: one line per student and a CSV, for a good, a wrong and a non-compiling file" {
@@ -523,6 +523,33 @@ hostile_servers() {
     grep -q '^failed: ' "$SIDE/$name.out" || fail "$name passed: $(cat "$SIDE/$name.out")"
   done
   grep -qF "(hint: the server was still running 5 s after SIGTERM: killed)" "$SIDE/deaf.out"
+}
+
+# running_from DIR - a process runs a program from DIR (a grader's server).
+running_from() {
+  local proc
+  for proc in /proc/[0-9]*; do
+    [[ $(tr '\0' ' ' 2>/dev/null <"$proc/cmdline") != "$1"/* ]] || return 0
+  done
+  return 1
+}
+
+@test "a grade stopped by SIGTERM or Ctrl-C ends the server it started, and says nothing more" {
+  local signal check evidence
+  for signal in TERM INT; do
+    evidence="$BATS_TEST_TMPDIR/$signal"
+    mkdir -p "$evidence"
+    # (env: a command started with & would ignore SIGINT, as a terminal's Ctrl-C does not)
+    TMPDIR=$evidence env --default-signal=INT "$EXERCISES/check" s1-every-message \
+      "$SIDE/deaf.c" >"$evidence.out" 2>&1 3>&- &
+    check=$!
+    wait_until 10 running_from "$evidence"
+    kill -"$signal" "$check"
+    wait "$check" || true
+    ! running_from "$evidence" || fail "SIG$signal: the server still runs"
+    run cat "$evidence.out"
+    refute_output --partial "score:"
+  done
 }
 
 @test "the graders leave no process behind: every server and client they started has ended" {

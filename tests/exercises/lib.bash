@@ -246,6 +246,16 @@ in_words() {
       next
     }
     /^--- .*valgrind\.[0-9]+$/ { next }
+    # wait_for_log: "gave up after N s waiting for: grep -qE -- PATTERN FILE"
+    /^gave up after [0-9]+ s waiting for: grep -qE -- / {
+      pattern = $0
+      sub(/^gave up after [0-9]+ s waiting for: grep -qE -- /, "", pattern)
+      file = pattern
+      sub(/ [^ ]+$/, "", pattern)
+      sub(/.* /, "", file)
+      print "waited " $4 " s for a line matching " pattern " in " file
+      next
+    }
     /^(\/[^:]*|bash|environment): line [0-9]+: / { next }
     /^(--)?$|^# failed while testing: / { next }
     /^-- .* --$/ { print substr($0, 4, length($0) - 6) ":"; next }
