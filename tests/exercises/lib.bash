@@ -427,3 +427,22 @@ misbehave() { python3 "$MISBEHAVE" --port "$SERVER_PORT" --within 10 "$@"; }
 
 # talk MESSAGE... - tests/exercises/talk.py at the running server: whole lines, blank too.
 talk() { python3 "$LAB/tests/exercises/talk.py" --port "$SERVER_PORT" "$@"; }
+
+# values_refused OPTION VALUE... - the server refuses each VALUE of OPTION with the usage
+# and exit status 2. It is given 2 s: one that takes the value serves until `timeout`
+# ends it.
+values_refused() {
+  local option=$1 value
+  shift
+  for value in "$@"; do
+    run timeout 2 "$SERVER" --port 0 "$option" "$value"
+    [ "$status" = 2 ] || fail "$option '$value': exit status $status, not 2 (the usage)"
+  done
+}
+
+# help_names OPTION - --help exits 0 and names OPTION (the usage names every option).
+help_names() {
+  run timeout 2 "$SERVER" --help
+  [ "$status" = 0 ] || fail "--help: exit status $status, not 0"
+  [[ $output == *"$1"* ]] || fail "--help does not name $1: $output"
+}
