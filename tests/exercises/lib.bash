@@ -446,3 +446,29 @@ help_names() {
   [ "$status" = 0 ] || fail "--help: exit status $status, not 0"
   [[ $output == *"$1"* ]] || fail "--help does not name $1: $output"
 }
+
+# Clients in the background for scenarios where several come, wait and leave (each
+# leaves with `let_go NAME`, and resets then if it was given --reset):
+# member NAME [CLIENT-OPTIONS...] - a chat client that sends its NAME and has had it back
+# upper-cased: it is being served.
+member() {
+  in_background "$1" "$CLIENT" --port "$SERVER_PORT" "${@:2}" chat
+  say "$1" "$1"
+  wait_until 5 output_of "$1" "recv from server: ${1^^}"
+}
+
+# waiter NAME - a chat client that must wait (a server at its limit): it sends its NAME
+# and a second later says it got no reply (the client's own --reply-timeout); it was
+# neither answered nor refused.
+waiter() {
+  in_background "$1" "$CLIENT" --port "$SERVER_PORT" --reply-timeout 1 chat
+  say "$1" "$1"
+  wait_until 10 output_of "$1" "recv from server|no reply within|closed"
+  output_of "$1" "no reply within" || fail "$1 did not wait: $(cat "$BATS_TEST_TMPDIR/$1.out")"
+}
+
+# served NAME - the waiter NAME has had its reply.
+served() {
+  wait_until 5 output_of "$1" "recv from server: ${1^^}" ||
+    fail "$1 was not served once a place was free: $(cat "$BATS_TEST_TMPDIR/$1.out")"
+}
