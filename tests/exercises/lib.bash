@@ -427,3 +427,48 @@ misbehave() { python3 "$MISBEHAVE" --port "$SERVER_PORT" --within 10 "$@"; }
 
 # talk MESSAGE... - tests/exercises/talk.py at the running server: whole lines, blank too.
 talk() { python3 "$LAB/tests/exercises/talk.py" --port "$SERVER_PORT" "$@"; }
+
+# values_refused OPTION VALUE... - the server refuses each VALUE of OPTION with the usage
+# and exit status 2. It is given 2 s: one that takes the value serves until `timeout`
+# ends it.
+values_refused() {
+  local option=$1 value
+  shift
+  for value in "$@"; do
+    run timeout 2 "$SERVER" --port 0 "$option" "$value"
+    [ "$status" = 2 ] || fail "$option '$value': exit status $status, not 2 (the usage)"
+  done
+}
+
+# help_names OPTION - --help exits 0 and names OPTION (the usage names every option).
+help_names() {
+  run timeout 2 "$SERVER" --help
+  [ "$status" = 0 ] || fail "--help: exit status $status, not 0"
+  [[ $output == *"$1"* ]] || fail "--help does not name $1: $output"
+}
+
+# Clients in the background for scenarios where several come, wait and leave (each
+# leaves with `let_go NAME`, and resets then if it was given --reset):
+# member NAME [CLIENT-OPTIONS...] - a chat client that sends its NAME and has had it back
+# upper-cased: it is being served.
+member() {
+  in_background "$1" "$CLIENT" --port "$SERVER_PORT" "${@:2}" chat
+  say "$1" "$1"
+  wait_until 5 output_of "$1" "recv from server: ${1^^}"
+}
+
+# waiter NAME - a chat client that must wait (a server at its limit): it sends its NAME
+# and a second later says it got no reply (the client's own --reply-timeout); it was
+# neither answered nor refused.
+waiter() {
+  in_background "$1" "$CLIENT" --port "$SERVER_PORT" --reply-timeout 1 chat
+  say "$1" "$1"
+  wait_until 10 output_of "$1" "recv from server|no reply within|closed"
+  output_of "$1" "no reply within" || fail "$1 did not wait: $(cat "$BATS_TEST_TMPDIR/$1.out")"
+}
+
+# served NAME - the waiter NAME has had its reply.
+served() {
+  wait_until 5 output_of "$1" "recv from server: ${1^^}" ||
+    fail "$1 was not served once a place was free: $(cat "$BATS_TEST_TMPDIR/$1.out")"
+}
