@@ -109,7 +109,7 @@ print(conns, sorted(workers.items(), key=str))' "$LAB/tests/bench"
   done
   grep -qF -- '-c 10 -n 30 -s 64' "$RESULTS" || fail "the persistent command is not named"
   # Only steps 2, 4 and 5 ran: no pool was measured, so no target can be read.
-  ! grep -qx '### Targets (issue 14)' "$RESULTS" || fail "targets with no pool measured: $(cat "$RESULTS")"
+  ! grep -qx '### Targets of the pools' "$RESULTS" || fail "targets with no pool measured: $(cat "$RESULTS")"
   # With a pool and what it is read against measured, the ratios follow from the figures.
   run python3 -c '
 import sys

@@ -1,4 +1,4 @@
-# tests/bench/bench.mk - the benchmark (issue 6), for the root Makefile to include.
+# tests/bench/bench.mk - the benchmark, for the root Makefile to include.
 #
 #   make bench            every model against Python's socketserver and the epoll ceiling,
 #                         with the strace pass: tests/bench/RESULTS.md and throughput.png

@@ -11,7 +11,7 @@ on epoll; every reply checked byte for byte). The default is 10 x 500 connection
 4,000 bytes: the 5,000 connections x 4,000 bytes of Dan Kegel's Linux run of Stevens'
 servers in 2000, whose figures the section shows beside ours.
 
-A second workload, for issue 14's targets: 10 persistent connections, --messages round
+A second workload, for the pools' targets: 10 persistent connections, --messages round
 trips of 64 B each, against pools of 10 workers beside step 4 and step 5 (PERSISTENT).
 The section ends with the targets, each a ratio of two medians.
 
@@ -349,7 +349,7 @@ def report(designs, results, persistent, cfg, info, pins, load_before, elapsed):
                 statistics.median(x["p99_ms"] for x in r)))
     target_rows = targets(results, persistent or {})
     if target_rows:
-        out += ["", "### Targets (issue 14)", "",
+        out += ["", "### Targets of the pools", "",
                 "Each a ratio of two medians above. *Churn* is the first table's connections/s "
                 "(Stevens' workload, %d at once); the bound on workers under 1,000 clients is "
                 "tests/stress.bats's, which `make test` runs." % cfg.clients, "",

@@ -780,7 +780,7 @@ def main():
         doc += ["## System calls (`strace -c -f`, the server and all its threads and children)", ""]
         doc += syscall_table(sys_results) + [""]
     if results:
-        doc += ["## Targets (issue 6)", ""]
+        doc += ["## Targets", ""]
         for holds, text in check_targets(results, servers):
             doc.append("- %s %s" % ("**holds**:" if holds else "**missed**:", text))
         doc.append("")

@@ -1,4 +1,4 @@
-# tests/fuzz/fuzz.mk - `make fuzz` (issue 7): libFuzzer targets, for the root Makefile.
+# tests/fuzz/fuzz.mk - `make fuzz`: libFuzzer targets, for the root Makefile.
 #
 #   make fuzz                  each target for FUZZ_SECONDS (default 60), one after the other
 #   make fuzz FUZZ_SECONDS=10

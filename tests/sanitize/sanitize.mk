@@ -1,4 +1,4 @@
-# tests/sanitize/sanitize.mk - the sanitizer passes (issue 7), for the root Makefile.
+# tests/sanitize/sanitize.mk - the sanitizer passes, for the root Makefile.
 #
 #   make asan    AddressSanitizer + UndefinedBehaviorSanitizer: every program built in a
 #                temporary copy of the tree, then every bats suite run against it; any
