@@ -13,6 +13,10 @@
 CC ?= cc
 CFLAGS := -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread
 
+# Packages the build needs (Debian names): gcc only recommends libc6-dev, the C library's
+# headers (arpa/inet.h, pthread.h, ...), so a machine that takes no recommends lacks them.
+BUILD_PACKAGES := make gcc libc6-dev
+
 # Packages the test suites need (Debian names); tests/deps.sh installs what is missing,
 # without the packages they merely recommend, so each one the tests use is named here:
 # procps for ps and pkill.
@@ -81,8 +85,12 @@ $(SERVERS) $(FIXTURES): %: %.c
 tests/client: $(CLIENT_SOURCES) tests/client.h
 	$(CC) $(CFLAGS) -o $@ $(CLIENT_SOURCES)
 
+# Every package the dependency step installs. (Recursive: the fragments add to the lists
+# after this line.) tests/deps.bats checks it against every #include of the C sources.
+DEPS_PACKAGES = $(BUILD_PACKAGES) $(TEST_PACKAGES) $(STEP6_PACKAGES) $(EXTRA_PACKAGES)
+
 deps:
-	@tests/deps.sh $(TEST_PACKAGES) $(STEP6_PACKAGES) $(EXTRA_PACKAGES)
+	@tests/deps.sh $(DEPS_PACKAGES)
 
 # The demos build quietly, so what they print is the transcript alone.
 $(DEMOS): deps

@@ -310,8 +310,22 @@ static struct options parse_options(int argc, char **argv) {
   return opts;
 }
 
-/* The stop pipe, non-blocking at the writing end: the handler must never wait on it. */
+/*
+ * Descriptors 0, 1 and 2 are standard input, output and error to every library call.
+ * Started with one of them closed, the server's first open() would take its number:
+ * the stop pipe, say, on 1 and 2, and the first error line would be a stop. So each one
+ * that is closed is opened onto /dev/null first (open() takes the lowest free number).
+ */
+static void keep_standard_descriptors_open(void) {
+  for (int fd = 0; fd <= 2; fd++)
+    if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+      die("/dev/null");
+}
+
+/* The stop pipe, non-blocking at the writing end: the handler must never wait on it.
+ * It is the first descriptor the server opens. */
 static void open_stop_pipe(void) {
+  keep_standard_descriptors_open();
   if (pipe(stop_pipe) < 0 || fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK) < 0)
     die("pipe");
 }

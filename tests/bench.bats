@@ -21,22 +21,36 @@ setup_file() {
     "$LAB/step5_forking/server"; do
     [ -x "$bin" ] || { echo "$bin is not built (make)" >&2; return 1; }
   done
-  export RESULTS="$BATS_FILE_TMPDIR/RESULTS.md" BARS="$BATS_FILE_TMPDIR/bars"
+  export RESULTS="$BATS_FILE_TMPDIR/RESULTS.md" BARS="$BATS_FILE_TMPDIR/timeline.out"
   printf '# Benchmark results\n\nkept above\n\n%s\nstale\n%s\n' \
     '<!-- section designs: written by an older run -->' '<!-- end of section designs -->' >"$RESULTS"
-  python3 "$DESIGNS" --clients 2 --loops 5 --bytes 64 --reps 1 --messages 30 --out "$RESULTS" \
-    --only "iterative: step 2,$STEP4,fork per client: step 5" \
-    >"$BATS_FILE_TMPDIR/designs.out" 2>"$BATS_FILE_TMPDIR/designs.err"
-  echo $? >"$BATS_FILE_TMPDIR/designs.status"
-  python3 "$TIMELINE" --only step4,step5 --clients 3 --stagger 20 --text \
-    >"$BARS" 2>"$BATS_FILE_TMPDIR/timeline.err"
-  echo $? >"$BATS_FILE_TMPDIR/timeline.status"
+  harness designs python3 "$DESIGNS" --clients 2 --loops 5 --bytes 64 --reps 1 --messages 30 \
+    --out "$RESULTS" --only "iterative: step 2,$STEP4,fork per client: step 5"
+  harness timeline python3 "$TIMELINE" --only step4,step5 --clients 3 --stagger 20 --text
+}
+
+# harness NAME COMMAND... - run COMMAND, its output in NAME.out, its errors in NAME.err,
+# its exit status in NAME.status, whatever that status is: under bats' set -e a failed
+# command would end setup_file at once, before the status was saved, and the error it
+# printed would never be shown (ran shows it).
+harness() {
+  local name=$1 status=0
+  shift
+  "$@" >"$BATS_FILE_TMPDIR/$name.out" 2>"$BATS_FILE_TMPDIR/$name.err" || status=$?
+  echo "$status" >"$BATS_FILE_TMPDIR/$name.status"
 }
 
 # ran NAME - that harness exited 0 (else its stderr is shown).
 ran() {
   [ "$(cat "$BATS_FILE_TMPDIR/$1.status")" = 0 ] ||
     fail "$1 exit $(cat "$BATS_FILE_TMPDIR/$1.status"): $(cat "$BATS_FILE_TMPDIR/$1.err")"
+}
+
+@test "a harness that fails is reported with its exit status and its error" {
+  harness broken bash -c 'echo "step5: no ready line within 10s" >&2; exit 3'
+  run ran broken
+  assert_failure
+  assert_output --partial "broken exit 3: step5: no ready line within 10s"
 }
 
 @test "the log parser counts each worker's connected lines, and only those" {
@@ -117,6 +131,19 @@ print("\n".join(designs.targets(results, persistent)))' "$LAB/tests/bench"
 EOF
 }
 
+@test "bench-designs runs with /dev/shm not writable: its logs go to TMPDIR" {
+  # /dev/shm read-only, in a mount namespace of its own: what a user other than root
+  # meets where /dev/shm is not open to all.
+  unshare --user --map-root-user --mount true 2>/dev/null || skip "no mount namespace here"
+  mkdir "$BATS_TEST_TMPDIR/tmp"
+  run --separate-stderr env TMPDIR="$BATS_TEST_TMPDIR/tmp" \
+    unshare --user --map-root-user --mount sh -c 'mount -t tmpfs -o ro none /dev/shm && exec "$@"' \
+    sh python3 "$DESIGNS" --clients 1 --loops 1 --bytes 64 --reps 1 --no-persistent \
+    --only "iterative: step 2" --out "$BATS_TEST_TMPDIR/RESULTS.md"
+  [ "$status" -eq 0 ] || fail "exit $status: $stderr"
+  grep -qF '| serv00 | iterative: step 2 |' "$BATS_TEST_TMPDIR/RESULTS.md" || fail "no row"
+}
+
 @test "bench-designs keeps the rest of RESULTS.md and replaces only its own section" {
   ran designs
   grep -qx 'kept above' "$RESULTS" || fail "the rest of the file is gone: $(cat "$RESULTS")"
@@ -133,6 +160,25 @@ EOF
     grep -qE "^Thread-$i client=$i start_ms=[0-9.]+ end_ms=[0-9.]+$" "$BARS" ||
       fail "no bar for client $i in Thread-$i: $(cat "$BARS")"
   done
+}
+
+@test "timeline: a child found late is found all the same: each client holds on until it is" {
+  # A /proc scan on a loaded machine can outlast a client's hold, and a fork per client's
+  # child ends with its client: made slower than any hold here, every lookup found
+  # nothing until the clients waited for it.
+  run python3 -c '
+import argparse, sys, time
+sys.path.insert(0, sys.argv[1])
+import timeline
+real = timeline.socket_owner
+def slow(*args):
+    time.sleep(0.4)  # a slow scan: longer than the longest hold, 350 ms
+    return real(*args)
+timeline.socket_owner = slow
+timeline.timeline("step5", "fork per client: step 5",
+                  argparse.Namespace(clients=3, stagger=0.0, text=True))' "$LAB/tests/bench"
+  assert_success
+  [ "$(grep -c '^pid [0-9]* client=[123] ' <<<"$output")" = 3 ] || fail "$output"
 }
 
 @test "timeline --text: step 5's clients each in a child of its own, found in /proc" {

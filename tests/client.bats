@@ -21,10 +21,38 @@ setup() { start_server "$LAB/step2_loop/server"; }
 }
 
 @test "client: chat on a terminal prompts with '>>: '" {
-  run script -qec "$CLIENT --port $SERVER_PORT" /dev/null <<<$'hi\nthere'
+  # Both lines are typed ahead, at once. A terminal echoes what is typed as it comes, so
+  # with its echo on, "hi" and "there" would land before or after the first prompt as the
+  # timing falls: --echo never leaves on the terminal only what the client writes.
+  run script --echo never -qec "$CLIENT --port $SERVER_PORT" /dev/null <<<$'hi\nthere'
   assert_success
-  [[ "$output" == *">>: recv from server: HI"* ]] || fail "no prompt before the reply: $output"
-  [[ "$output" == *">>: recv from server: THERE"* ]] || fail "no second prompt: $output"
+  assert_output $'>>: recv from server: HI\r\n>>: recv from server: THERE\r\n>>: '
+  stop_server
+}
+
+@test "client: chat prints a long reply whole, however many pieces it comes in" {
+  # 100,000 bytes come back in pieces of the server's 1 KiB reads: printed piece by
+  # piece, the rest would be taken for the next line's reply.
+  local long
+  long=$(head -c 100000 /dev/zero | tr '\0' 'a')
+  run --separate-stderr client <<<"$long"$'\nnext'
+  assert_success
+  [ "${#lines[@]}" -eq 2 ] || fail "${#lines[@]} lines of output, not 2"
+  assert_equal "${lines[1]}" "recv from server: NEXT"
+  [ "${lines[0]}" = "recv from server: ${long^^}" ] ||
+    fail "the first reply is not the 100,000 bytes upper-cased: ${#lines[0]} characters"
+  stop_server
+}
+
+@test "client: chat says so when the server closes in the middle of a reply (exit 1)" {
+  stop_server
+  start_server "$LAB/step1_blocking/server" # one recv of 1 KiB, its reply, hang up
+  local long
+  long=$(head -c 2000 /dev/zero | tr '\0' 'a')
+  run --separate-stderr client <<<"$long"$'\nnever sent'
+  assert_failure 1
+  assert_output "recv from server: $(head -c 1024 <<<"${long^^}")"
+  assert_equal "$stderr" "chat: the server closed the connection after 1024 of the reply's 2000 bytes"
   stop_server
 }
 
@@ -84,6 +112,36 @@ setup() { start_server "$LAB/step2_loop/server"; }
   run --separate-stderr "$CLIENT" --port "$SERVER_PORT" <<<"x"
   assert_failure 1
   [ "$stderr" = "cannot connect to 127.0.0.1:$SERVER_PORT: Connection refused" ]
+}
+
+@test "client: started with standard output and error closed, it prints nothing to the server" {
+  # Its socket would take the number 1, and "recv from server: HELLO" go to the server.
+  "$CLIENT" --port "$SERVER_PORT" <<<"hello" >&- 2>&-
+  wait_for_log "disconnected$" # after every byte the client sent
+  run grep -c "wrote:" "$SERVER_LOG"
+  assert_output 1
+  stop_server
+}
+
+@test "client: hold, put and get with --udp are usage (exit 2)" {
+  # A datagram socket has no connection to hold and no stream for a file: put waited
+  # for ever for a reply, get failed without a word.
+  local words
+  for words in "hold" "put $BATS_TEST_TMPDIR/f" "get f"; do
+    # shellcheck disable=SC2086 # the mode and its arguments, word-split on purpose
+    run --separate-stderr timeout 10 "$CLIENT" --port "$SERVER_PORT" --udp $words </dev/null
+    [ "$status" -eq 2 ] || fail "--udp $words: exit $status, stderr: $stderr"
+    [[ "$stderr" == *"--udp is for chat and bench, not ${words%% *}"*"usage:"* ]] ||
+      fail "--udp $words: $stderr"
+  done
+  stop_server
+}
+
+@test "client: an empty --unix path is usage (exit 2)" {
+  run --separate-stderr "$CLIENT" --unix '' <<<"hello"
+  assert_failure 2
+  [[ "$stderr" == *"bad --unix: an empty path"*"usage:"* ]] || fail "--unix '': $stderr"
+  stop_server
 }
 
 @test "client: --help exits 0; a bad option or an unknown mode exits 2" {
@@ -279,9 +337,16 @@ PY
   assert_success
   assert_output '{"status":"ok"}'
   [ -c /dev/null ] && [ -z "$(ls -A /dev | grep '^\.null\.')" ]
-  run --separate-stderr "$CLIENT" --port "$FAKE_PORT" get f -o /dev/stdout
-  assert_success
-  assert_output 'abcd{"status":"ok"}'
+  # To standard output, by its name or as -: the file's bytes alone, the status beside.
+  local output
+  cd "$dl" # where a file named - would land
+  for output in /dev/stdout -; do
+    run --separate-stderr "$CLIENT" --port "$FAKE_PORT" get f -o "$output"
+    assert_success
+    assert_output 'abcd'
+    assert_equal "$stderr" '{"status":"ok"}'
+  done
+  [ ! -e ./- ] || fail "get -o - wrote a file named -"
   let_go whole
 }
 

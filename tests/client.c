@@ -31,12 +31,13 @@ static const char usage_text[] =
     "       %s [OPTIONS] hold            connect, stay silent until stdin ends\n"
     "       %s [OPTIONS] bench ...       load test, every reply checked (bench --help)\n"
     "       %s [OPTIONS] put FILE [--as NAME]   upload FILE to the step-6 file server\n"
-    "       %s [OPTIONS] get NAME [-o FILE]     download NAME from it\n"
+    "       %s [OPTIONS] get NAME [-o FILE]     download NAME from it (-o -: to stdout)\n"
     "\n"
     "  -H, --host HOST       server address (default 127.0.0.1)\n"
     "  -p, --port PORT       server port, 1 to 65535 (default 9999)\n"
     "      --unix PATH       connect to a Unix socket instead of TCP\n"
-    "      --udp             use datagrams (with --unix: a Unix datagram socket)\n"
+    "      --udp             use datagrams (with --unix: a Unix datagram socket);\n"
+    "                        chat and bench only\n"
     "      --recv-first      chat: print what the server says on connect first\n"
     "      --reply-timeout S chat: if no reply comes within S seconds, say so once\n"
     "                        and go on waiting\n"
@@ -185,38 +186,97 @@ static void hang_up(int fd, const struct chat_options *opts) {
 
 /* ---- chat ---------------------------------------------------------------------- */
 
-/*
- * Wait for one reply and print it. Returns 1 when a reply came, 0 when the server
- * closed the connection. On a reset or end of stream the same words are printed, so
- * a transcript does not depend on which of the two the kernel reports first.
- */
-static int print_reply(int fd, const struct chat_options *opts) {
-  static char reply[REPLY_SIZE];
+/* What waiting for a reply came to. */
+enum reply_outcome {
+  REPLY_WHOLE,   /* printed */
+  SERVER_CLOSED, /* before any byte of the reply: said so */
+  REPLY_CUT,     /* the server closed in the middle of an echo: printed, and named */
+};
+
+/* Wait until FD is readable; with a --reply-timeout, say once that it passed:
+ * "WHAT within S sREST". */
+static void wait_readable(int fd, const struct chat_options *opts, const char *what,
+                          const char *rest) {
   struct pollfd pfd = {.fd = fd, .events = POLLIN};
   int rc;
   do
     rc = poll(&pfd, 1, opts->reply_timeout_ms);
   while (rc < 0 && errno == EINTR);
-  if (rc == 0) {
-    printf("no reply within %g s: the server is busy with someone else\n",
-           opts->reply_timeout_ms / 1000.0);
-    fflush(stdout);
-  }
+  if (rc == 0)
+    printf("%s within %g s%s\n", what, opts->reply_timeout_ms / 1000.0, rest);
+}
+
+/* One recv() into BUF; 0 at the end of stream, a reset included (see print_reply). */
+static size_t receive_some(int fd, char *buf, size_t size) {
   ssize_t n;
   do
-    n = recv(fd, reply, sizeof reply, 0);
+    n = recv(fd, buf, size, 0);
   while (n < 0 && errno == EINTR);
-  if (n > 0) {
-    printf("recv from server: %.*s\n", (int)n, reply);
-    fflush(stdout);
-    return 1;
-  }
   if (n < 0 && errno != ECONNRESET && errno != EPIPE) {
     fprintf(stderr, "recv: %s\n", strerror(errno));
     exit(EXIT_FAILED);
   }
-  printf("server closed the connection\n");
-  return 0;
+  return n > 0 ? (size_t)n : 0;
+}
+
+/* The echo protocol's reply to SENT begins with these LEN bytes: SENT, a-z upper-cased. */
+static int starts_echo(const char *sent, const char *reply, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    char c = sent[i] >= 'a' && sent[i] <= 'z' ? (char)(sent[i] - 'a' + 'A') : sent[i];
+    if (reply[i] != c)
+      return 0;
+  }
+  return 1;
+}
+
+/*
+ * Wait for the reply to the SENT_LEN bytes of SENT (none for what a server says on
+ * connect) and print it on one line. On a reset or end of stream the same words are
+ * printed, so a transcript does not depend on which of the two the kernel reports first.
+ *
+ * A stream has no message boundaries: a long reply comes in several pieces. The echo
+ * protocol answers N bytes with N bytes, so a reply that begins as the echo of SENT is
+ * read until all N bytes are in; printed piece by piece, its rest would be taken for the
+ * next line's reply, and every later reply shifted. Any other reply (the call center's,
+ * threadname's) is printed as it comes; so is a datagram, which is one reply whole.
+ * *REPLY (of *CAPACITY bytes) is the buffer, grown as need be.
+ */
+static enum reply_outcome print_reply(int fd, const struct chat_options *opts, const char *sent,
+                                      size_t sent_len, int datagram, char **reply,
+                                      size_t *capacity) {
+  if (*capacity < sent_len || *capacity < REPLY_SIZE) {
+    size_t wanted = sent_len > REPLY_SIZE ? sent_len : REPLY_SIZE;
+    char *bigger = realloc(*reply, wanted);
+    if (bigger == NULL) {
+      fprintf(stderr, "chat: no memory for a reply of %zu bytes\n", sent_len);
+      exit(EXIT_FAILED);
+    }
+    *reply = bigger;
+    *capacity = wanted;
+  }
+  wait_readable(fd, opts, "no reply", ": the server is busy with someone else");
+  size_t len = receive_some(fd, *reply, *capacity);
+  if (len == 0) {
+    printf("server closed the connection\n");
+    return SERVER_CLOSED;
+  }
+  int echo = !datagram && len < sent_len && starts_echo(sent, *reply, len);
+  size_t piece = 1;
+  while (echo && len < sent_len && piece > 0) {
+    char so_far[64];
+    snprintf(so_far, sizeof so_far, "%zu of %zu bytes", len, sent_len);
+    wait_readable(fd, opts, so_far, ", waiting for the rest");
+    piece = receive_some(fd, *reply + len, sent_len - len);
+    len += piece;
+  }
+  printf("recv from server: %.*s\n", (int)len, *reply);
+  fflush(stdout);
+  if (echo && len < sent_len) {
+    fprintf(stderr, "chat: the server closed the connection after %zu of the reply's %zu bytes\n",
+            len, sent_len);
+    return REPLY_CUT;
+  }
+  return REPLY_WHOLE;
 }
 
 static int chat(const struct target *target, const struct chat_options *opts) {
@@ -224,18 +284,17 @@ static int chat(const struct target *target, const struct chat_options *opts) {
   if (fd < 0)
     return EXIT_FAILED;
   int on_terminal = isatty(STDIN_FILENO);
-  if (opts->recv_first && !print_reply(fd, opts)) {
-    hang_up(fd, opts);
-    return EXIT_OK;
-  }
-  char *line = NULL;
-  size_t capacity = 0;
-  for (;;) {
+  char *line = NULL, *reply = NULL;
+  size_t line_capacity = 0, reply_capacity = 0;
+  enum reply_outcome outcome = REPLY_WHOLE;
+  if (opts->recv_first)
+    outcome = print_reply(fd, opts, "", 0, target->udp, &reply, &reply_capacity);
+  while (outcome == REPLY_WHOLE) {
     if (on_terminal) {
       printf(">>: ");
       fflush(stdout);
     }
-    ssize_t len = getline(&line, &capacity, stdin);
+    ssize_t len = getline(&line, &line_capacity, stdin);
     if (len < 0)
       break;
     if (len > 0 && line[len - 1] == '\n')
@@ -246,12 +305,12 @@ static int chat(const struct target *target, const struct chat_options *opts) {
       printf("server closed the connection\n");
       break;
     }
-    if (!print_reply(fd, opts))
-      break;
+    outcome = print_reply(fd, opts, line, (size_t)len, target->udp, &reply, &reply_capacity);
   }
   free(line);
+  free(reply);
   hang_up(fd, opts);
-  return EXIT_OK;
+  return outcome == REPLY_CUT ? EXIT_FAILED : EXIT_OK;
 }
 
 /* ---- hold ---------------------------------------------------------------------- */
@@ -363,6 +422,20 @@ int parse_seconds(const char *text, double min, double max, double *out) {
 
 /* ---- main ---------------------------------------------------------------------- */
 
+/*
+ * Descriptors 0, 1 and 2 are standard input, output and error to printf() and friends.
+ * Started with one of them closed, the client's socket would take its number, and what
+ * it prints would go to the server. So each one that is closed is opened onto
+ * /dev/null before anything else (open() takes the lowest free number).
+ */
+static void keep_standard_descriptors_open(void) {
+  for (int fd = 0; fd <= 2; fd++)
+    if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd) {
+      fprintf(stderr, "/dev/null: %s\n", strerror(errno));
+      exit(EXIT_FAILED);
+    }
+}
+
 static int parse_timeout_ms(const char *text, const char *program) {
   double seconds;
   if (parse_seconds(text, 0, 86400, &seconds) < 0) {
@@ -395,6 +468,7 @@ int main(int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
+  keep_standard_descriptors_open();
   struct target target = {.host = "127.0.0.1", .port = "9999"};
   struct chat_options opts = {.reply_timeout_ms = -1};
   int c;
@@ -408,6 +482,10 @@ int main(int argc, char **argv) {
       target.port = optarg;
       break;
     case OPT_UNIX:
+      if (optarg[0] == '\0') {
+        fprintf(stderr, "%s: bad --unix: an empty path\n", argv[0]);
+        usage(stderr, argv[0], EXIT_USAGE);
+      }
       target.unix_path = optarg;
       break;
     case OPT_UDP:
@@ -437,6 +515,12 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   const char *mode = optind < argc ? argv[optind] : "chat";
   int words = argc - optind;
+  /* A datagram is one message and one reply: there is no connection to hold open, and
+   * no stream to carry a file. */
+  if (target.udp && strcmp(mode, "chat") != 0 && strcmp(mode, "bench") != 0) {
+    fprintf(stderr, "%s: --udp is for chat and bench, not %s\n", argv[0], mode);
+    usage(stderr, argv[0], EXIT_USAGE);
+  }
   if (strcmp(mode, "chat") == 0 && words <= 1)
     return chat(&target, &opts);
   if (strcmp(mode, "hold") == 0 && words == 1)

@@ -6,7 +6,8 @@
  *                                           last path component); a pipe or a device
  *                                           is read to its end first (at most 64 MiB)
  *   client [OPTIONS] get NAME [-o FILE]     download NAME into FILE (default: NAME),
- *                                           which is replaced only by a whole transfer
+ *                                           which is replaced only by a whole transfer;
+ *                                           -o - writes to standard output
  *
  * Each command is a frame: a 4-byte little-endian signed length, then that many bytes of
  * JSON, then the body. The server answers every command with a status frame, which is
@@ -37,7 +38,7 @@ enum {
 };
 
 static const char put_usage[] = "usage: client [OPTIONS] put FILE [--as NAME]\n";
-static const char get_usage[] = "usage: client [OPTIONS] get NAME [-o FILE]\n";
+static const char get_usage[] = "usage: client [OPTIONS] get NAME [-o FILE|-]\n";
 
 /* Exactly LEN bytes; -1 on error or (errno 0) an early end of stream. */
 static int recv_all(int fd, char *buf, size_t len) {
@@ -298,15 +299,18 @@ struct sink {
   char *temp;  /* the temporary file, or NULL when writing straight through */
   char *final; /* what the temporary file becomes */
   mode_t mode; /* the permissions it then gets */
+  int is_stdout; /* our own standard output (-o - or -o /dev/stdout) */
 };
 
 /* Open OUTPUT as a sink; -1 with a message. */
 static int open_sink(struct sink *sink, const char *output) {
   *sink = (struct sink){.fd = -1};
   struct stat seen, named, out;
-  if (stat(output, &named) == 0 && fstat(STDOUT_FILENO, &out) == 0 && named.st_dev == out.st_dev &&
-      named.st_ino == out.st_ino) {
-    sink->fd = dup(STDOUT_FILENO); /* -o /dev/stdout, whatever our output is */
+  if (strcmp(output, "-") == 0 ||
+      (stat(output, &named) == 0 && fstat(STDOUT_FILENO, &out) == 0 &&
+       named.st_dev == out.st_dev && named.st_ino == out.st_ino)) {
+    sink->is_stdout = 1;
+    sink->fd = dup(STDOUT_FILENO); /* -o - or -o /dev/stdout, whatever our output is */
     if (sink->fd < 0)
       fprintf(stderr, "get: cannot write %s: %s\n", output, strerror(errno));
     return sink->fd < 0 ? -1 : 0;
@@ -420,8 +424,8 @@ static int save_file(int fd, const char *answer, const char *output) {
   int ok = status_ok(reply);
   if (close_sink(&sink, output, ok) < 0)
     ok = 0;
-  if (reply != NULL)
-    printf("%s\n", reply);
+  if (reply != NULL) /* beside the file's bytes, never among them */
+    fprintf(sink.is_stdout ? stderr : stdout, "%s\n", reply);
   free(reply);
   return ok ? EXIT_OK : EXIT_FAILED;
 }

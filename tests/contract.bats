@@ -183,3 +183,45 @@ freeze() {
     stop_server
   done
 }
+
+# lowest_free_fd - the lowest descriptor number the server has free: the number its
+# next accept() would take.
+lowest_free_fd() {
+  local fd=0
+  while [ -e "/proc/$SERVER_PID/fd/$fd" ]; do fd=$((fd + 1)); done
+  echo "$fd"
+}
+# writes_of_server - how many write() calls the server has made so far.
+writes_of_server() { awk '/^syscw:/ {print $2}' "/proc/$SERVER_PID/io"; }
+writes_grew() {
+  kill -0 "$SERVER_PID" 2>/dev/null || return "$NEVER"
+  [ "$(writes_of_server)" -gt "$1" ]
+}
+
+@test "every step: started with standard input and error closed, an error line is no stop" {
+  # A closed standard descriptor is the number the server's first open() takes: the stop
+  # pipe would be 0 and 2, and the first line on standard error (here accept()'s EMFILE,
+  # the descriptor limit lowered under the server's feet) a stop.
+  for server in "$LAB"/step[1-5]_*/server; do
+    server_args "$server"
+    SERVER_NAME+=" (standard input and error closed)"
+    SERVER_LOG="$BATS_TEST_TMPDIR/server.out"
+    : >"$SERVER_LOG"
+    valgrind_runner
+    "${RUNNER[@]}" "${SERVER_ARGS[@]}" <&- >"$SERVER_LOG" 2>&- 3>&- &
+    SERVER_PID=$!
+    server_ready
+    local writes
+    writes=$(writes_of_server)
+    prlimit --pid "$SERVER_PID" --nofile="$(lowest_free_fd):" # the soft limit
+    client <<<"hello" >"$BATS_TEST_TMPDIR/client.out" &
+    local waiting=$!
+    wait_until 10 writes_grew "$writes" || fail "$SERVER_NAME stopped at its first error line"
+    prlimit --pid "$SERVER_PID" --nofile="$(ulimit -Sn):"
+    wait "$waiting"
+    run cat "$BATS_TEST_TMPDIR/client.out"
+    assert_output "recv from server: HELLO"
+    kill -0 "$SERVER_PID" || fail "$SERVER_NAME stopped at its first error line"
+    stop_server
+  done
+}

@@ -40,7 +40,6 @@ import os
 import re
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -392,7 +391,7 @@ def main():
         if not designs:
             parser.error("no design's name contains any of: %s" % cfg.only)
     pins, info, load_before = run.pinning(), run.machine(), os.getloadavg()[0]
-    logdir = tempfile.mkdtemp(prefix="designs-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    logdir = run.log_dir("designs-")
     started, results, persistent = time.monotonic(), {}, {}
     persistent_designs = [] if cfg.no_persistent else [Design(*line) for line in PERSISTENT]
     if cfg.only:

@@ -191,6 +191,16 @@ class Running:
         return self.proc.returncode, err
 
 
+def log_dir(prefix):
+    """A fresh folder for the servers' logs: in /dev/shm, in memory, so a server's log
+    lines never wait on a disk; where /dev/shm is missing or not ours to write (a user
+    other than root, on some machines), in TMPDIR (tempfile's choice) instead."""
+    try:
+        return tempfile.mkdtemp(prefix=prefix, dir="/dev/shm")
+    except OSError:
+        return tempfile.mkdtemp(prefix=prefix)
+
+
 def end_leftovers(session, name):
     """A server that exited must have left no process of its session behind (a child it
     did not stop would also hold its standard error open, and reading it would never end):
@@ -672,7 +682,7 @@ def main():
     pins = pinning()
     info = machine()
     load_before = os.getloadavg()
-    logdir = tempfile.mkdtemp(prefix="bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    logdir = log_dir("bench-")
     started = time.monotonic()
 
     def say(text):

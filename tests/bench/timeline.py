@@ -7,7 +7,8 @@
 
 A short scripted load: --clients clients, the i-th connecting i x --stagger ms after the
 first; each sends one line, reads its reply, holds its connection a while (150, 250 or
-350 ms, in turn, so the bars differ), then closes and waits for end of stream. Meanwhile
+350 ms, in turn, so the bars differ, and on until the harness knows who serves it), then
+closes and waits for end of stream. Meanwhile
 the harness reads the server's log, line by line, from its standard output (the servers
 line-buffer it, even into a pipe) and stamps each line with CLOCK_MONOTONIC as it reads
 it: the servers' logs carry no time of their own. A bar runs from a client's `connected`
@@ -67,6 +68,10 @@ class LoggedServer:
                                      start_new_session=True)
         self.lines = []  # (stamp, text, {"pid": owner found in /proc} or None)
         self.lookups = []  # the threads looking owners up
+        # Per client port: set once its `connected` line is read and its owner, where one
+        # is looked up, is found (see wait_served).
+        self.served = {}
+        self.served_lock = threading.Lock()
         self.ready = threading.Event()
         self.port = None
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -86,17 +91,32 @@ class LoggedServer:
                 continue
             m = EVENT.match(text)
             owner = None
-            if m and m.group("what") == "connected" and self.one_worker:
+            connected = m and m.group("what") == "connected"
+            if connected and self.one_worker:
                 owner = {"pid": self.proc.pid}
-            elif m and m.group("what") == "connected" and not m.group("worker"):
+            if connected and not self.one_worker and not m.group("worker"):
                 # Looked up aside, so the next line's stamp never waits for it.
                 owner = {"pid": None}
                 look = threading.Thread(target=find_owner, daemon=True, args=(
-                    owner, self.proc.pid, self.port, int(m.group("peer").rsplit(":", 1)[1])))
+                    owner, self.proc.pid, self.port, int(m.group("peer").rsplit(":", 1)[1]),
+                    self._served(int(m.group("peer").rsplit(":", 1)[1]))))
                 look.start()
                 self.lookups.append(look)
+            elif connected:
+                self._served(int(m.group("peer").rsplit(":", 1)[1])).set()
             self.lines.append((stamp, text, owner))
         self.ready.set()
+
+    def _served(self, peer_port):
+        with self.served_lock:
+            return self.served.setdefault(peer_port, threading.Event())
+
+    def wait_served(self, peer_port, deadline=10.0):
+        """Wait until the client from PEER_PORT is placed: its `connected` line read and
+        the process that serves it found. A client calls it before it closes: the child
+        of a fork per client ends with its client, and a lookup that came later (a /proc
+        scan on a loaded machine can take longer than a client's hold) would find none."""
+        self._served(peer_port).wait(deadline)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -116,14 +136,16 @@ class LoggedServer:
         return self.proc.returncode, err
 
 
-def find_owner(owner, server_pid, server_port, peer_port, deadline=2.0):
+def find_owner(owner, server_pid, server_port, peer_port, found, deadline=5.0):
     """Set owner["pid"] to the process holding the connection, waiting (with a deadline)
-    for it to exist: a server may log `connected` before it forks the child that serves."""
+    for it to exist: a server may log `connected` before it forks the child that serves.
+    Then set FOUND, which lets the client close."""
     end = time.monotonic() + deadline
     while owner["pid"] is None and time.monotonic() < end:
         owner["pid"] = socket_owner(server_pid, server_port, peer_port)
         if owner["pid"] is None:
             time.sleep(0.002)  # polling a fact (the child holds the socket), with a deadline
+    found.set()
 
 
 def socket_owner(server_pid, server_port, peer_port):
@@ -157,13 +179,13 @@ def socket_owner(server_pid, server_port, peer_port):
     return None
 
 
-def scripted_load(port, clients, stagger_ms):
+def scripted_load(server, clients, stagger_ms):
     """Run the clients; returns, per client number, its port, connect time and success."""
     record, threads = {}, []
     start = clock() + 0.05
     for i in range(1, clients + 1):
         record[i] = {"port": None}
-        t = threading.Thread(target=run_client, args=(i, port, start + (i - 1) * stagger_ms / 1000.0,
+        t = threading.Thread(target=run_client, args=(i, server, start + (i - 1) * stagger_ms / 1000.0,
                                                       HOLDS_MS[(i - 1) % len(HOLDS_MS)], record))
         threads.append(t)
         t.start()
@@ -172,11 +194,12 @@ def scripted_load(port, clients, stagger_ms):
     return record, start
 
 
-def run_client(index, port, start_at, hold_ms, record, timeout=10.0):
-    """One scripted client: connect at START_AT, one round trip, hold HOLD_MS, close."""
+def run_client(index, server, start_at, hold_ms, record, timeout=10.0):
+    """One scripted client: connect at START_AT, one round trip, hold HOLD_MS (and until
+    the harness knows who serves it), close."""
     try:
         time.sleep(max(0.0, start_at - clock()))  # pacing the load, not waiting on a fact
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as s:
             record[index].update(connected=clock(), port=s.getsockname()[1])
             message = b"client %d\n" % index
             s.sendall(message)
@@ -187,6 +210,7 @@ def run_client(index, port, start_at, hold_ms, record, timeout=10.0):
                     break
                 reply += chunk
             time.sleep(hold_ms / 1000.0)  # the hold is the load: a client that thinks a while
+            server.wait_served(record[index]["port"], timeout)
             s.shutdown(socket.SHUT_WR)
             while s.recv(4096):
                 pass
@@ -264,7 +288,7 @@ def timeline(name, design_name, cfg):
         raise RuntimeError("%s: %s is not built (make all)" % (name, design.argv[0]))
     server = LoggedServer(design.argv, design.one_worker())
     try:
-        record, origin = scripted_load(server.port, cfg.clients, cfg.stagger)
+        record, origin = scripted_load(server, cfg.clients, cfg.stagger)
         # Every client has seen end of stream: the server logged its disconnect before it closed.
     finally:
         rc, err = server.stop()
