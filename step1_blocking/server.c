@@ -79,6 +79,7 @@ static ssize_t send_some(int fd, const char *buf, size_t len);
 
 /* This step's own helpers, after main(): */
 static void set_step_option(struct options *opts, int option, const char *arg, const char *program);
+static int accept_client_or_stop(int listener, char *peer);
 static int echo_once(int client, const char *peer);
 static ssize_t receive(int fd, char *buf, size_t size);
 static int write_all(int fd, const char *buf, size_t len);
@@ -96,14 +97,9 @@ int main(int argc, char **argv) {
   int listener = open_listener(&opts);
   announce(listener);
 
-  while (wait_for(listener, POLLIN, -1) > 0) { /* a client is waiting, or a stop came */
-    char peer[PEER_NAME_SIZE];
-    int client = accept_client(listener, peer);
-    if (client < 0) {
-      if (out_of_descriptors(errno)) /* the client stays in the backlog: rest, not spin */
-        wait_for(-1, 0, POLL_INTERVAL_MS);
-      continue;
-    }
+  char peer[PEER_NAME_SIZE];
+  int client;
+  while ((client = accept_client_or_stop(listener, peer)) >= 0) { /* -1: told to stop */
     printf("%s connected\n", peer);
     handle_client(client, peer);
     close(client); /* the next client waits in the backlog until now */
@@ -121,6 +117,23 @@ static void set_step_option(struct options *opts, int option, const char *arg,
   (void)option;
   (void)arg;
   usage(stderr, program, 2);
+}
+
+/*
+ * Wait for the next client and accept it: its descriptor, with "IP:PORT" in PEER.
+ * Returns -1 only when the server has been told to stop (SIGINT, SIGTERM), which ends
+ * the wait at once. Nothing else ends the loop: a client that gave up before accept()
+ * is skipped, and with no descriptor free the loop rests instead of spinning.
+ */
+static int accept_client_or_stop(int listener, char *peer) {
+  while (wait_for(listener, POLLIN, -1) > 0) { /* a client is waiting, or a stop came */
+    int client = accept_client(listener, peer);
+    if (client >= 0)
+      return client;
+    if (out_of_descriptors(errno)) /* the client stays in the backlog: rest, not spin */
+      wait_for(-1, 0, POLL_INTERVAL_MS);
+  }
+  return -1;
 }
 
 /*

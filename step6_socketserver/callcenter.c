@@ -8,7 +8,7 @@
  * caller who simply goes away ends the session instead of a busy loop on recv() == 0.
  *
  * How to see it: `make step6`, or
- *   step6_socketserver/callcenter &  python3 tests/seeds/callcenter_client.py 127.0.0.1 9999
+ *   step6_socketserver/callcenter &  python3 tests/articles/callcenter_client.py 127.0.0.1 9999
  */
 #define _POSIX_C_SOURCE 200809L
 

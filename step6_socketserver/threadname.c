@@ -8,7 +8,7 @@
  * process of its own (`Process-PID`).
  *
  * How to see it: `make step6`, or
- *   step6_socketserver/threadname &  python3 tests/seeds/threadname_clients.py 127.0.0.1 9999
+ *   step6_socketserver/threadname &  python3 tests/articles/threadname_clients.py 127.0.0.1 9999
  */
 #define _POSIX_C_SOURCE 200809L
 

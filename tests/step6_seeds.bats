@@ -1,12 +1,12 @@
 #!/usr/bin/env bats
 # passes: plain memcheck:5
-# Step 6: the seeds' own Python clients (tests/seeds/, in Python 3) against our programs,
+# Step 6: the Python articles' own clients (tests/articles/, in Python 3) against our programs,
 # transcripts checked line for line.
 
 load helpers
 
 STEP6="$LAB/step6_socketserver"
-SEEDS="$LAB/tests/seeds"
+SEEDS="$LAB/tests/articles"
 # Each binary may be overridden, to watch the suite fail against a broken variant.
 UPPER="${UPPER:-$STEP6/upper}"
 CALLCENTER="${CALLCENTER:-$STEP6/callcenter}"

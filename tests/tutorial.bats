@@ -10,6 +10,13 @@ load helpers
 
 CHECK="$LAB/tests/tutorial/check"
 NORMALISE="$LAB/tests/tutorial/normalise"
+TUTORIAL=${TUTORIAL:-$LAB/TUTORIAL.md} # TUTORIAL=FILE holds another text to the same rules
+
+# Chapter 1 shows the first server run before its plumbing: the first line a client
+# prints comes within FIRST_RUN_WITHIN lines of the chapter's heading, and none of these
+# words comes before it (they are explained after the run, in "What keeps the loop alive").
+FIRST_RUN_WITHIN=120
+PLUMBING_WORDS='EMFILE|self-pipe|stop pipe|SA_RESTART|sigaction|TCP_NODELAY|Nagle|EAGAIN|ECONNABORTED'
 
 # fixture NAME - write stdin to $BATS_TEST_TMPDIR/NAME and print its path.
 fixture() {
@@ -33,7 +40,7 @@ $ ps -o pid,ppid,args --pid <server> --ppid <server>
 1234567    4242 step5_forking/server --port 0
 1234570 1234567 step5_forking/server --port 0
 demo dir /tmp/sockets-lab-demo.Ab12Cd, exit 0
-$ python3 tests/seeds/socketclient.py 127.0.0.1 43001
+$ python3 tests/articles/socketclient.py 127.0.0.1 43001
 to 10.0.0.1 51234
 
 
@@ -54,7 +61,7 @@ $ ps -o pid,ppid,args --pid <server> --ppid <server>
     P1     P2 step5_forking/server --port 0
     P3     P1 step5_forking/server --port 0
 demo dir /tmp/sockets-lab-demo.XXXXXX, exit 0
-$ python3 tests/seeds/socketclient.py 127.0.0.1 PORT
+$ python3 tests/articles/socketclient.py 127.0.0.1 PORT
 to 10.0.0.1 51234
 EOF
 }
@@ -154,3 +161,34 @@ EOF
   run "$CHECK" --only transcript,excerpt 3>&-
   assert_success
 }
+
+# first_run FILE - chapter 1's heading line, and the line of the first reply a client
+# prints after it ("recv from server: ..."), as "HEADING FIRST".
+first_run() {
+  awk '/^## Step 1:/ && !heading { heading = NR }
+       heading && /^([A-Za-z0-9]+\| )?recv from server: / { print heading, NR; exit }' "$1"
+}
+
+@test "tutorial: chapter 1 shows the first server run within $FIRST_RUN_WITHIN lines, before its plumbing" {
+  local heading first
+  read -r heading first < <(first_run "$TUTORIAL")
+  [ -n "$first" ] || fail "no client output after chapter 1's heading in $TUTORIAL"
+  [ $((first - heading)) -le "$FIRST_RUN_WITHIN" ] ||
+    fail "the first client output is $((first - heading)) lines into chapter 1 (line $first)"
+  run grep -nE "$PLUMBING_WORDS" <(sed -n "${heading},${first}p" "$TUTORIAL")
+  [ "$status" -eq 1 ] || fail "plumbing before chapter 1's first run (lines from line $heading):
+$output"
+}
+
+@test "tutorial: no \"seed\", no history of the lab; the glossary names its tools" {
+  run grep -niE 'seed|the issue that' "$TUTORIAL"
+  [ "$status" -eq 1 ] || fail "words a student cannot look up, or the lab's history:
+$output"
+  local terms term
+  # The glossary's terms: the first cell of each row of its table.
+  terms=$(sed -n '/^## Glossary/,/^## /p' "$TUTORIAL" | awk -F'|' '/^\|/ { print $2 }')
+  for term in valgrind helgrind strace '`ss`' /proc FIN-WAIT-2 copy-on-write; do
+    grep -qiF -- "$term" <<<"$terms" || fail "no glossary entry for $term"
+  done
+}
+

@@ -134,11 +134,16 @@ chat() {
 
 # start_background NAME COMMAND... - run COMMAND with its input on a fifo the demo keeps
 # open and its output in a file; `feed NAME TEXT` writes a line, `finish NAME` closes.
+# A NAME may be used again once finished: the new client starts with a new fifo and
+# its output shown from its first line.
 start_background() {
-  local name=$1
+  local name=$1 pid_var="${1}_PID"
   shift
-  mkfifo "$DEMO_DIR/$name.in"
+  [ -z "${!pid_var:-}" ] || fail "background client $name is still running"
+  rm -f "$DEMO_DIR/$name.in"
+  mkfifo "$DEMO_DIR/$name.in" || fail "no fifo for $name"
   : >"$DEMO_DIR/$name.out" # there before the client's own redirection: output_has reads it
+  eval "${name}_SHOWN=0"
   printf '$ %s   (%s, in the background)\n' "$*" "$name"
   # The other clients' fifo ends are closed in this one: a fifo held open by someone
   # else would never give its reader the end of input.
@@ -162,6 +167,7 @@ finish() {
   eval "exec ${!fd_var}>&-"
   wait "${!pid_var}" 2>/dev/null
   BACKGROUND_FDS=${BACKGROUND_FDS/ ${!fd_var}/}
+  eval "${1}_PID="
 }
 
 # output_has NAME PATTERN - the background client NAME has printed a matching line.

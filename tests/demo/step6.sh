@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make step6 - the framework: one handler, three modes; then the seeds' own programs,
+# make step6 - the framework: one handler, three modes; then the Python articles' programs,
 # and the two pools beyond Python's socketserver.
 # tests/demo/step6.sh PART runs one part alone (upper, callcenter, ftpserver,
 # threadname, pools), as TUTORIAL.md shows each next to its program; no argument runs
@@ -73,26 +73,26 @@ upper() {
 }
 
 callcenter() {
-  say "Seed 000: the 10086 call center, called by the seed's own client (in Python 3)."
+  say "The call-center article's 10086 line, called by the article's own client (in Python 3)."
   start_server step6_socketserver/callcenter
-  printf "\$ printf '1001\\\\n0\\\\nexit\\\\n' | python3 tests/seeds/callcenter_client.py 127.0.0.1 %s\n" "$PORT"
-  printf '1001\n0\nexit\n' | python3 tests/seeds/callcenter_client.py 127.0.0.1 "$PORT"
+  printf "\$ printf '1001\\\\n0\\\\nexit\\\\n' | python3 tests/articles/callcenter_client.py 127.0.0.1 %s\n" "$PORT"
+  printf '1001\n0\nexit\n' | python3 tests/articles/callcenter_client.py 127.0.0.1 "$PORT"
   printf '\n' # the client's last prompt ends without one
   show_log "disconnected$"
   stop_server
 }
 
 ftpserver() {
-  say "Seed 002: the file server. The seed's put client sends struct.pack('i', len),"
+  say "The upload article's file server. The article's put client sends struct.pack('i', len),"
   say "a JSON header and the bytes, and never reads the reply; tests/client reads it."
   start_server step6_socketserver/ftpserver
   seq 1 20000 >numbers.txt
   printf '$ seq 1 20000 >numbers.txt\n'
-  printf '$ python3 tests/seeds/put_client.py 127.0.0.1 %s numbers.txt\n' "$PORT"
-  python3 tests/seeds/put_client.py 127.0.0.1 "$PORT" numbers.txt
+  printf '$ python3 tests/articles/put_client.py 127.0.0.1 %s numbers.txt\n' "$PORT"
+  python3 tests/articles/put_client.py 127.0.0.1 "$PORT" numbers.txt
   show_log_through "ok: numbers.txt"
   skip_log_through "(disconnected|reset)$"
-  say "The seed's client hangs up without reading the reply. The server logs that as"
+  say "The article's client hangs up without reading the reply. The server logs that as"
   say "disconnected, or as reset when the reply reached the client before its close():"
   say "which one depends on timing, so that line is left out here."
   client get numbers.txt -o copy.txt
@@ -106,12 +106,12 @@ ftpserver() {
 }
 
 threadname() {
-  say "Seed 004: which thread answers? The seed's three clients, one after another."
+  say "The thread-name article: which thread answers? Its three clients, one after another."
   say "(The server's log is left out here: its threads write it in the order they run.)"
   for mode in threading sync; do
     start_server step6_socketserver/threadname --mode "$mode"
-    printf '$ python3 tests/seeds/threadname_clients.py 127.0.0.1 %s\n' "$PORT"
-    python3 tests/seeds/threadname_clients.py 127.0.0.1 "$PORT"
+    printf '$ python3 tests/articles/threadname_clients.py 127.0.0.1 %s\n' "$PORT"
+    python3 tests/articles/threadname_clients.py 127.0.0.1 "$PORT"
     for client in 1 2 3; do skip_log_through "disconnected$"; done
     stop_server
     blank

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-# tests/seeds/put_client.py - the upload client that seed 002's ftpserver implies.
+# tests/articles/put_client.py - the upload client that the upload article's ftpserver implies.
 #
 # Usage: put_client.py HOST PORT FILE
-# The seed's server reads struct.unpack('i', recv(4)), then a JSON header
+# The article's server reads struct.unpack('i', recv(4)), then a JSON header
 # {"cmd": "put", "filename": ..., "filesize": ...}, then filesize bytes; so this client
-# sends exactly that, with the native 'i' of the seed, and never reads a reply.
+# sends exactly that, with the native 'i' of the article, and never reads a reply.
 # (sendall where a bare send could send part of a line.)
 import json
 import os

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-# tests/seeds/callcenter_client.py - seed 000's client of the 10086 line, in Python 3.
+# tests/articles/callcenter_client.py - the call-center article's client of the 10086 line, in Python 3.
 #
 # Usage: callcenter_client.py HOST PORT
-# Changes from the seed: Python 3 (bytes are encoded and decoded as UTF-8, print and
+# Changes from the article: Python 3 (bytes are encoded and decoded as UTF-8, print and
 # input are functions), the address comes from the arguments, and the end of input
 # ends the call as `exit` would.
 import socket

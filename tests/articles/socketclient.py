@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-# tests/seeds/socketclient.py - seed 003's socketclient, in Python 3.
+# tests/articles/socketclient.py - the echo article's socketclient, in Python 3.
 #
 # Usage: socketclient.py HOST PORT
-# Changes from the seed: the address comes from the arguments, and the end of input
-# (or an empty line, which the seed would send as nothing and then wait for ever)
+# Changes from the article: the address comes from the arguments, and the end of input
+# (or an empty line, which the article would send as nothing and then wait for ever)
 # ends the conversation.
 import socket
 import sys

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-# tests/seeds/threadname_clients.py - seed 004's three clients, in Python 3.
+# tests/articles/threadname_clients.py - the thread-name article's three clients, in Python 3.
 #
 # Usage: threadname_clients.py HOST PORT
-# The seed ran its ThreadingMixIn server in the same process; here the server is
+# The article ran its ThreadingMixIn server in the same process; here the server is
 # step6_socketserver/threadname, so only the clients remain, one after another.
 import socket
 import sys
