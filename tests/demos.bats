@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# passes: plain:2
 # Every guided demo runs whole, as a student runs it: `make step1` ... `make step6`, each
 # from its start to its end. TUTORIAL.md quotes step 6 part by part (tests/demo/step6.sh
 # PART), so tests/tutorial.bats alone would not see a part that breaks only after the
