@@ -81,10 +81,10 @@ function_lengths() {
     tests/bench/RESULTS.md; do
     # Paths from the root (step6_socketserver/upper.c, tests/demo/step2.sh, .ci/run), and
     # the targets of Markdown links, which are relative to the document's folder. A path
-    # with a wildcard or a capital-letter placeholder (tests/exercises/ID/task.md) names
-    # no one file.
+    # with a wildcard or a capital-letter placeholder (tests/exercises/ID/task.md,
+    # tests/tutorial/naive/NAME.patch) names no one file.
     while read -r path; do
-      [[ $path == *[*{}]* || $path =~ /[A-Z]+(/|$) ]] && continue
+      [[ $path == *[*{}]* || $path =~ /[A-Z]+(\.[a-z]+)?(/|$) ]] && continue
       [ -e "$path" ] || make -s -n "$path" >/dev/null 2>&1 || missing+=("$doc: $path")
     done < <(grep -oE '(\.ci|tests|step[1-6]_[a-z]+)/[A-Za-z0-9_.*/{}-]*[A-Za-z0-9_]' "$doc" | sort -u)
     while read -r path; do
