@@ -144,6 +144,9 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"; }
 @test "step 3: a reset in the middle of a message is logged and survived" {
   start_server "$STEP3"
   hold_open other
+  # The held client is connected once the kernel has queued it; the baseline counts its
+  # descriptor only once the server has accepted it too.
+  wait_for_log " connected$"
   local baseline
   baseline=$(server_fds)
   run misbehave reset --bytes $((256 << 10)) </dev/null
