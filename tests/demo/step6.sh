@@ -179,8 +179,8 @@ pools() {
   done
   masked stop_server
   blank
-  say "A pool of three processes (Stevens' serv03): each blocks in accept() in turn,"
-  say "under a lock on a file; the log names them Process-PID, with the worker's pid."
+  say "A pool of three processes (Stevens' serv03): each in turn waits for a client and"
+  say "accepts it, under a lock on a file; the log names them Process-PID, with the worker's pid."
   start_server step6_socketserver/upper --mode prefork --workers 3 --accept-lock file --log-worker
   wait_for 10 children_are 3
   printf '$ ps -o pid,ppid,comm --pid <server> --ppid <server>\n'
