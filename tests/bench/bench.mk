@@ -19,7 +19,7 @@
 ## bench-quick: a shorter benchmark, into results-quick.md
 ## bench-syscalls: the system calls per round trip of each model (strace)
 ## bench-designs: Stevens' design table today, into RESULTS.md (about 10 minutes)
-## timeline: the who-served-whom pictures of the designs, tests/bench/timeline-*.png
+## timeline: the pictures, tests/bench/timeline-*.png: who served whom in each design, step 2 one client at a time, a thread's life, the signal race
 ## bench-deps: install what the benchmark needs (gnuplot, strace)
 ## bench-clean: remove what the benchmark made
 

@@ -1,7 +1,7 @@
 # tests/exercises/exercises.mk - the code exercises and their graders (tests/exercises/).
 
 ## exercises: one line per exercise: its ID, its step and its one-line task
-## check-exercise: grade exercise EX=ID, on the step's file or SRC=PATH; N passed, M failed
+## check-exercise: grade exercise EX=ID, on your copy, the step's file or SRC=PATH; score: X/Y, N passed, M failed
 
 .PHONY: exercises check-exercise
 
